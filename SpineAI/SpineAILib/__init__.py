@@ -1,0 +1,18 @@
+"""Slicer-free helpers shared by the SpineAI Slicer modules.
+
+Everything here imports without Slicer (no ``slicer``, ``qt``, ``ctk`` or MRML), so it is tested with plain
+pytest and reused from Slicer's Python console:
+
+- :mod:`SpineAILib.frames`: LPS (engine, SimpleITK) <-> RAS (Slicer) conversion of points and image geometry.
+- :mod:`SpineAILib.labels`: segment names, colours and terminology from the engine's ``labels.json`` sidecar.
+- :mod:`SpineAILib.engine`: the engine command lines the modules run in a background process, progress-line
+  parsing, plain-words error extraction and the expected output files.
+- :mod:`SpineAILib.process`: a background process runner with progress, cancel (whole process tree) and a
+  pluggable timer, so the GUI never freezes.
+- :mod:`SpineAILib.tables`: rows and columns of the tables the modules show (structure volumes, model cards).
+- :mod:`SpineAILib.export`: corrected cases laid out for ``spineai train segmentation --data FOLDER``, with
+  provenance.
+- :mod:`SpineAILib.dependencies`: which Python requirements are missing.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,233 @@
+"""The engine command lines the Slicer modules run in a background process, and how to read their output.
+
+The modules never run heavy work in Slicer's GUI thread: they write the input to a temporary file, run
+``<python> -m spineai <command> ...`` (Slicer's ``PythonSlicer`` inside Slicer), read its progress lines and
+load the files it wrote. The engine package travels with the extension (installed beside the modules), so
+the child process finds it through ``PYTHONPATH``; no separate installation is needed.
+
+Progress protocol (``spineai.progress``): with ``SPINEAI_PROGRESS=lines`` in the environment the engine
+prints ``PROGRESS <percent> <message>`` lines on stderr. On failure it exits non-zero and prints
+``spineai <command>: error: <problem>`` followed by an indented ``Fix: <what to do>`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+SEGMENT_MODES: tuple[str, ...] = ("fast", "paper")
+
+_PROGRESS_RE = re.compile(r"^\s*PROGRESS\s+([-+]?\d+(?:\.\d+)?)\s*(.*?)\s*$")
+_ERROR_RE = re.compile(r"^spineai(?: [\w-]+)*: error: (.*)$")
+
+
+def engine_root() -> Path:
+    """The folder that contains the ``spineai`` package (put on the child process's ``PYTHONPATH``).
+
+    In the source tree and in an installed extension alike, ``SpineAILib`` and ``spineai`` are siblings.
+    """
+    return Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class EngineCommand:
+    """A command line to run and the environment variables to add for it.
+
+    Attributes:
+        argv: program and arguments (no shell quoting needed).
+        env: variables to add to (or override in) the inherited environment.
+        outputs: the folder the command writes, when it has one.
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    outputs: Path | None = None
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The full environment for the child: ``base`` (default ``os.environ``) updated with :attr:`env`."""
+        merged = dict(os.environ if base is None else base)
+        merged.update(self.env)
+        return merged
+
+
+def _engine_env(root: Path | None = None, base_pythonpath: str | None = None) -> dict[str, str]:
+    root = engine_root() if root is None else Path(root)
+    existing = os.environ.get("PYTHONPATH", "") if base_pythonpath is None else base_pythonpath
+    parts = [str(root)] + [p for p in existing.split(os.pathsep) if p and Path(p) != root]
+    return {
+        "PYTHONPATH": os.pathsep.join(parts),
+        "SPINEAI_PROGRESS": "lines",
+        "PYTHONUNBUFFERED": "1",
+        # the child reads and writes UTF-8 whatever the user's locale (paths with accents, error texts)
+        "PYTHONIOENCODING": "utf-8",
+    }
+
+
+def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{what} '{value}' is not one of {', '.join(choices)}.")
+    return value
+
+
+def segment_command(
+    input_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    device: str = "cpu",
+    mode: str = "fast",
+    overwrite: bool = False,
+    python: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> EngineCommand:
+    """The ``spineai segment`` command the Segmentation module runs.
+
+    Args:
+        input_path: CT volume file the module wrote (NRRD), HU.
+        output_dir: new folder for ``segmentation.seg.nrrd``, ``labels.nii.gz``, ``labels.json``, ``surfaces/``.
+        device: ``"cpu"`` or ``"cuda"``.
+        mode: ``"fast"`` (coarser, for CPUs) or ``"paper"`` (the paper's sliding-window configuration).
+        overwrite: allow replacing files in an existing ``output_dir``.
+        python: interpreter (Slicer: ``PythonSlicer``); default: the running one.
+        root: folder holding the ``spineai`` package; default :func:`engine_root`.
+    """
+    _check_choice(device, DEVICES, "Device")
+    _check_choice(mode, SEGMENT_MODES, "Mode")
+    argv = [
+        python or sys.executable,
+        "-m",
+        "spineai",
+        "segment",
+        str(input_path),
+        "-o",
+        str(output_dir),
+        "--device",
+        device,
+        "--mode",
+        mode,
+    ]
+    if overwrite:
+        argv.append("--overwrite")
+    return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
+
+
+def phantom_command(
+    output_dir: str | os.PathLike,
+    seed: int = 7,
+    overwrite: bool = False,
+    python: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> EngineCommand:
+    """The ``spineai phantom`` command (a synthetic lumbosacral CT with exact labels) for demos and tests."""
+    if int(seed) < 0:
+        raise ValueError(f"Phantom seed must be 0 or more, got {seed}.")
+    argv = [
+        python or sys.executable,
+        "-m",
+        "spineai",
+        "phantom",
+        "-o",
+        str(output_dir),
+        "--seed",
+        str(int(seed)),
+    ]
+    if overwrite:
+        argv.append("--overwrite")
+    return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
+
+
+def help_command(
+    subcommand: str, python: str | None = None, root: str | os.PathLike | None = None
+) -> EngineCommand:
+    """``spineai <subcommand> --help``: exits 0 only when this engine offers the subcommand."""
+    argv = (python or sys.executable, "-m", "spineai", *subcommand.split(), "--help")
+    return EngineCommand(argv, _engine_env(None if root is None else Path(root)))
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One parsed ``PROGRESS`` line: ``percent`` in 0..100 and the step's message."""
+
+    percent: float
+    message: str
+
+
+def parse_progress_line(line: str) -> ProgressUpdate | None:
+    """Parse ``PROGRESS <percent> <message>``; ``None`` for any other line. Percent is clamped to 0..100."""
+    m = _PROGRESS_RE.match(line)
+    if not m:
+        return None
+    percent = min(100.0, max(0.0, float(m.group(1))))
+    return ProgressUpdate(percent, m.group(2))
+
+
+def error_message(lines: Iterable[str], returncode: int | None = None) -> str:
+    """A plain-words error from the engine's output, for a message box.
+
+    Prefers the engine's own ``error:`` paragraph (with its ``Fix:`` line); otherwise the last few
+    meaningful lines (a crash's exception line comes last), never the progress lines.
+    """
+    text = [ln.rstrip() for ln in lines if ln is not None]
+    for i, ln in enumerate(text):
+        m = _ERROR_RE.match(ln.strip())
+        if m:
+            msg = [m.group(1).strip()]
+            for follow in text[i + 1 :]:
+                if follow.startswith((" ", "\t")) and follow.strip():
+                    msg.append(follow.strip())
+                else:
+                    break
+            return "\n".join(msg)
+    useful = [ln for ln in text if ln.strip() and parse_progress_line(ln) is None]
+    if useful:
+        return "\n".join(useful[-3:])
+    if returncode is not None:
+        return f"The SpineAI engine stopped with exit code {returncode} without a message."
+    return "The SpineAI engine stopped without a message."
+
+
+@dataclass(frozen=True)
+class SegmentOutputs:
+    """The files ``spineai segment`` writes into its output folder."""
+
+    folder: Path
+
+    @property
+    def segmentation(self) -> Path:
+        return self.folder / "segmentation.seg.nrrd"
+
+    @property
+    def labels(self) -> Path:
+        return self.folder / "labels.nii.gz"
+
+    @property
+    def sidecar(self) -> Path:
+        return self.folder / "labels.json"
+
+    @property
+    def surfaces(self) -> Path:
+        return self.folder / "surfaces"
+
+    def missing(self) -> list[Path]:
+        """The required files that are absent (the label map and its sidecar)."""
+        return [p for p in (self.labels, self.sidecar) if not p.is_file()]
+
+    def check(self) -> SegmentOutputs:
+        """Raise ``ValueError`` naming the missing files, or return ``self``."""
+        missing = self.missing()
+        if missing:
+            names = ", ".join(p.name for p in missing)
+            raise ValueError(
+                f"The engine finished but did not write {names} in '{self.folder}'. "
+                "Check the log above; update the SpineAI extension if the engine is older than the module."
+            )
+        return self
+
+    def surface_files(self) -> dict[str, Path]:
+        """``{structure name: .vtp path}`` for the smoothed surfaces the engine wrote (may be empty)."""
+        if not self.surfaces.is_dir():
+            return {}
+        return {p.name[: -len(".vtp")]: p for p in sorted(self.surfaces.glob("*.vtp"))}

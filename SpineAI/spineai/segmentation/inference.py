@@ -1,0 +1,587 @@
+"""Segment lumbosacral bones, discs, dural sac and nerve roots on CT with the SPINECT U-Net.
+
+Pipeline of :func:`segment`:
+
+1. read and check the input (3D, finite, plausible spacing, CT in Hounsfield units, big enough);
+2. canonical orientation, 1 mm resampling (linear), the model card's intensity standardisation;
+3. sliding-window inference (MONAI ``SlidingWindowInferer``), then argmax:
+
+   - ``mode="paper"``: the paper's "combined algorithm" (Table 1): windows of the training patch size
+     (32 x 64 x 64) tiled without overlap (``overlap=0``, ``mode="constant"``); each window's softmax is
+     added into a summed-probability volume at its location and every voxel takes the class of largest
+     sum;
+   - ``mode="fast"`` (default): the volume is first cropped to the bony region (voxels above 250 HU inside
+     the body, 25 mm margin), which drops the air and the anterior abdomen; windows then cover that
+     crop with as few tiles as fit in memory (at most 96 x 160 x 160 voxels each, sizes multiples of 16),
+     overlapping only as much as needed and blended with Gaussian weights; on CUDA the network runs under
+     bf16 autocast;
+
+4. optional post-processing: largest connected component per structure;
+5. the 1 mm label map is resampled (nearest neighbour) onto the input's own grid.
+
+:meth:`SegmentationResult.save` writes ``segmentation.seg.nrrd`` (named, coloured segments), ``labels.nii.gz``
++ ``labels.json``, ``segmentation.json`` (model, structures, volumes, warnings, timings) and smoothed
+surfaces ``surfaces/<structure>.vtp`` (LPS, mm).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from .. import anatomy
+from ..errors import InputError, WeightsError
+from ..progress import report
+from .data import IntensityNormalization, bounding_box, check_class_names, class_values, to_working_grid
+from .network import ARCHITECTURE, build_network
+
+#: task name in model cards of this model
+TASK = "ct_segmentation"
+#: name of the shipped default model (``spineai/resources/models/<name>.json``)
+DEFAULT_MODEL = "spinect_ct_demo"
+MODES = ("fast", "paper")
+#: largest window of the fast mode (voxels, z y x); bounds memory
+FAST_MAX_WINDOW: tuple[int, int, int] = (96, 160, 160)
+#: HU above which a voxel counts as bone when locating the spine region (fast mode)
+BONE_HU = 250.0
+#: margin around the bony region kept by the fast mode (mm)
+REGION_MARGIN_MM = 25.0
+#: smallest volume (mm3) for a predicted structure to count as present in the field of view
+MIN_PRESENT_MM3 = 100.0
+#: plausible voxel spacing (mm)
+SPACING_RANGE_MM = (0.05, 10.0)
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def check_ct_image(image: sitk.Image, name: str = "input", min_extent_mm: float = 16.0) -> None:
+    """Refuse inputs the CT model cannot segment, with the reason and the fix.
+
+    Checks: 3D scalar image; finite values; spacing within 0.05..10 mm; at least ``min_extent_mm`` along
+    every axis; Hounsfield units of a CT (some voxels below -100 HU: fat or air; some above 300 HU: bone).
+    An MRI (no negative values), a radiograph (2D) or a CT saved without its rescale slope/intercept fails
+    the last check.
+    """
+    from .. import io
+
+    if image.GetDimension() != 3:
+        raise InputError(
+            f"{name} is a {image.GetDimension()}D image; the CT model needs a 3D CT volume.",
+            "load the lumbosacral CT series (a radiograph belongs to 'spineai radiograph')",
+        )
+    io.validate_image(image, dims=3, name=name)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"{name} has {image.GetNumberOfComponentsPerPixel()} components per voxel (colour?).",
+            "use the original greyscale CT in Hounsfield units",
+        )
+    spacing = image.GetSpacing()
+    if any(not (SPACING_RANGE_MM[0] <= s <= SPACING_RANGE_MM[1]) for s in spacing):
+        raise InputError(
+            f"{name} has an implausible voxel spacing {tuple(round(s, 4) for s in spacing)} mm "
+            f"(expected {SPACING_RANGE_MM[0]}..{SPACING_RANGE_MM[1]} mm).",
+            "fix the spacing in the file header (e.g. Slicer's Volumes module > Volume Information) or re-export "
+            "the CT from DICOM",
+        )
+    extent = [n * s for n, s in zip(image.GetSize(), spacing, strict=True)]
+    if min(extent) < min_extent_mm or min(image.GetSize()) < 2:
+        raise InputError(
+            f"{name} is too small for the network: it spans {tuple(round(e, 1) for e in extent)} mm "
+            f"({image.GetSize()} voxels); at least {min_extent_mm:.0f} mm along every axis is needed.",
+            "use a CT covering L3 to the sacrum (typically 150 mm or more cranio-caudally)",
+        )
+    array = sitk.GetArrayViewFromImage(image)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - finite.sum())
+        raise InputError(
+            f"{name} contains {bad} NaN or infinite voxel values.",
+            "re-export the CT; values must be finite Hounsfield units",
+        )
+    sample = array.ravel()[:: max(1, array.size // 2_000_000)].astype(np.float32)
+    below = float((sample < -100).mean())
+    above = float((sample > 300).mean())
+    if below < 0.002:
+        lo, hi = float(sample.min()), float(sample.max())
+        raise InputError(
+            f"{name} does not look like a CT in Hounsfield units: its intensities run from {lo:.0f} to {hi:.0f} "
+            "with no fat or air (a CT has air near -1000 HU and fat near -100 HU). It may be an MRI or a "
+            "radiograph, or a CT stored without its rescale slope/intercept.",
+            "give the CT model a CT series (MRI goes to 'spineai grade'); for raw CT values apply the DICOM "
+            "rescale (HU = slope x value + intercept)",
+        )
+    if above < 0.0005:
+        raise InputError(
+            f"{name} has almost no voxels above 300 HU, so no bone is in view (or it is not a CT).",
+            "use a lumbosacral CT that includes the vertebrae and sacrum",
+        )
+
+
+# ---------------------------------------------------------------------------------------------- model
+@dataclass
+class LoadedModel:
+    """A network ready for inference with its card and input contract."""
+
+    network: Any
+    card: Any
+    weights_path: Path
+    class_names: tuple[str, ...]
+    intensity: IntensityNormalization
+    patch_size: tuple[int, int, int]
+    device: str
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; an unavailable ``"cuda"`` is an InputError."""
+    import torch
+
+    choice = (device or "auto").lower()
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(
+            "CUDA was requested but no CUDA GPU is available to PyTorch.",
+            "run with --device cpu, or install a CUDA build of PyTorch on a machine with a GPU",
+        )
+    if choice != "cpu" and not choice.startswith("cuda"):
+        raise InputError(f"Unknown device '{device}'.", "use cpu, cuda or auto")
+    return choice
+
+
+def default_weights_path() -> Path:
+    """Weights file of the shipped default model (:data:`DEFAULT_MODEL`)."""
+    from ..weights import MODELS_DIR, load_card, weights_path_for
+
+    card_file = MODELS_DIR / f"{DEFAULT_MODEL}.json"
+    if not card_file.is_file():
+        raise WeightsError(
+            f"No shipped CT segmentation model: {card_file} is not installed.\n"
+            "  Fix: pass --weights PATH to weights trained with 'spineai train segmentation', or create the demo "
+            "weights with 'python benchmarks/train_demo_segmentation.py'."
+        )
+    return weights_path_for(load_card(card_file), MODELS_DIR)
+
+
+def load_segmentation_model(
+    weights: str | os.PathLike | None = None, device: str | None = "auto"
+) -> LoadedModel:
+    """Verified CT segmentation network from ``weights`` (``.safetensors`` with its card, or the card).
+
+    ``None`` loads the shipped default model. Raises :class:`WeightsError` for a missing, truncated,
+    tampered or mismatched file.
+    """
+    from ..weights import WEIGHTS_SUFFIX, check_card, load_card, load_into, weights_path_for
+
+    dev = resolve_device(device)
+    if weights is None:
+        weights_path = default_weights_path()
+    else:
+        p = Path(weights)
+        weights_path = weights_path_for(load_card(p), p.parent) if p.suffix == ".json" else p
+        if weights_path.suffix != WEIGHTS_SUFFIX:
+            raise WeightsError(
+                f"Weights file '{weights_path}' is not a .safetensors file.\n"
+                "  Fix: pass the .safetensors file written by 'spineai train segmentation' (its .json card "
+                "beside it); pickled .pt/.pth files are refused."
+            )
+    card = load_card(weights_path)
+    check_card(card, TASK, ARCHITECTURE, source=str(weights_path))
+    try:
+        class_names = check_class_names(card.class_names)
+    except InputError as exc:
+        raise WeightsError(f"Model card of '{weights_path}' lists invalid classes: {exc.problem}") from None
+    network = build_network(card.config, init=False)
+    load_into(network, weights_path, card)
+    network.eval().to(dev)
+    contract = card.input or {}
+    try:
+        intensity = IntensityNormalization.from_dict(contract["intensity"])
+        patch = tuple(int(v) for v in contract["patch_size"])
+    except (KeyError, TypeError, ValueError):
+        raise WeightsError(
+            f"Model card of '{weights_path}' lacks its input contract (input.intensity, input.patch_size).\n"
+            "  Fix: use the card written together with the weights by 'spineai train segmentation'."
+        ) from None
+    return LoadedModel(network, card, Path(weights_path), class_names, intensity, patch, dev)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------- sliding window
+def fast_windows(
+    shape: Sequence[int], divisor: int, max_window: Sequence[int] = FAST_MAX_WINDOW
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Window size and per-axis overlap covering ``shape`` with the fewest windows of at most ``max_window``.
+
+    Window sizes are multiples of ``divisor``; the overlap is the smallest that makes the tiles meet.
+    """
+    window, overlap = [], []
+    for size, largest in zip(shape, max_window, strict=True):
+        largest = max(divisor, (int(largest) // divisor) * divisor)
+        count = max(1, math.ceil(size / largest))
+        w = min(largest, int(math.ceil(math.ceil(size / count) / divisor) * divisor))
+        w = max(w, divisor)
+        if count == 1 or w >= size:
+            window.append(w)
+            overlap.append(0.0)
+            continue
+        # MONAI steps by int(w * (1 - overlap)); choose the overlap so that `count` steps cover `size`
+        step = math.ceil((size - w) / (count - 1))
+        window.append(w)
+        overlap.append(max(0.0, min(0.9, 1.0 - step / w)))
+    return tuple(window), tuple(overlap)
+
+
+def count_windows(shape: Sequence[int], window: Sequence[int], overlap: Sequence[float]) -> int:
+    """Number of windows MONAI's sliding window visits for ``shape``."""
+    total = 1
+    for size, w, o in zip(shape, window, overlap, strict=True):
+        size = max(size, w)
+        step = w if w == size else max(1, int(w * (1 - o)))
+        total *= max(1, math.ceil((size - w) / step) + 1)
+    return total
+
+
+def predict_classes(
+    network: Any,
+    volume: np.ndarray,
+    window: Sequence[int],
+    overlap: float | Sequence[float] = 0.0,
+    blend: str = "constant",
+    device: str = "cpu",
+    sw_batch_size: int = 1,
+    amp: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Class index per voxel by sliding-window inference and argmax of the summed softmax.
+
+    Args:
+        network: model returning logits ``(B, C, D, H, W)``.
+        volume: standardised image ``(z, y, x)`` float32.
+        window: window size (z, y, x) in voxels.
+        overlap: overlap fraction(s) between windows (0 = tiles, the paper's stride = window).
+        blend: ``"constant"`` (plain sum: the paper's combined algorithm) or ``"gaussian"``.
+        device: where the network runs.
+        sw_batch_size: windows per forward pass.
+        amp: bf16 autocast (default: on for CUDA).
+        progress: called with (windows done, windows total).
+
+    Returns:
+        uint8 class indices ``(z, y, x)``.
+    """
+    import torch
+    from monai.inferers import SlidingWindowInferer
+
+    overlaps = tuple(overlap) if isinstance(overlap, Sequence) else (float(overlap),) * 3
+    total = count_windows(volume.shape, window, overlaps)
+    done = [0]
+    use_amp = (device.startswith("cuda")) if amp is None else amp
+
+    def softmax_network(x: torch.Tensor) -> torch.Tensor:
+        if use_amp and device.startswith("cuda"):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = network(x)
+        else:
+            logits = network(x)
+        done[0] += x.shape[0]
+        if progress is not None:
+            progress(min(done[0], total), total)
+        return torch.softmax(logits.float(), dim=1)
+
+    inferer = SlidingWindowInferer(
+        roi_size=tuple(int(w) for w in window),
+        sw_batch_size=sw_batch_size,
+        overlap=overlaps,
+        mode=blend,
+        padding_mode="constant",
+        cval=float(volume.min()),
+        sw_device=device,
+        device="cpu",
+    )
+    x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None]
+    with torch.inference_mode():
+        summed = inferer(x, softmax_network)
+    return summed[0].argmax(dim=0).to(torch.uint8).numpy()
+
+
+def locate_spine_region(
+    hu: np.ndarray, spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0), margin_mm: float = REGION_MARGIN_MM
+) -> tuple[slice, ...]:
+    """Bounding box (slices, z y x) of the bony region inside the body, grown by ``margin_mm``.
+
+    Body: voxels above -500 HU, largest connected component. Bone: body voxels above 250 HU in
+    components of at least 500 mm3 (drops calcifications and contrast specks). Falls back to the body box,
+    then to the whole volume.
+    """
+    from scipy import ndimage
+
+    full = tuple(slice(0, n) for n in hu.shape)
+    voxel_mm3 = float(np.prod(spacing_zyx))
+    body = hu > -500
+    labelled, count = ndimage.label(body)
+    if count == 0:
+        return full
+    if count > 1:
+        sizes = np.bincount(labelled.ravel())
+        sizes[0] = 0
+        body = labelled == int(np.argmax(sizes))
+    bone = (hu > BONE_HU) & body
+    labelled, count = ndimage.label(bone)
+    if count:
+        sizes = np.bincount(labelled.ravel())
+        keep = np.flatnonzero(sizes * voxel_mm3 >= 500.0)
+        keep = keep[keep != 0]
+        bone = np.isin(labelled, keep) if keep.size else bone
+    margin = [int(math.ceil(margin_mm / s)) for s in spacing_zyx]
+    box = bounding_box(bone, margin) or bounding_box(body, margin)
+    return box if box is not None else full
+
+
+# --------------------------------------------------------------------------------------------- result
+@dataclass
+class SegmentationResult:
+    """Output of :func:`segment`.
+
+    Attributes:
+        labels: canonical label values (uint8) on the input's own grid (LPS physical frame).
+        working_labels: the same on the 1 mm canonical grid the network saw.
+        class_names: the model's classes (background first).
+        structures: canonical names of the structures predicted (>= 100 mm3), cranial to caudal.
+        volumes_mm3: predicted volume of every present structure (mm3, on the 1 mm grid).
+        warnings: plain-words warnings (e.g. L5 or S1 not in the field of view).
+        model: name, version, weights path and SHA-256 of the model used.
+        mode: ``"fast"`` or ``"paper"``.
+        timings_s: seconds per step.
+    """
+
+    labels: sitk.Image
+    working_labels: sitk.Image
+    class_names: tuple[str, ...]
+    structures: list[str]
+    volumes_mm3: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    mode: str = "fast"
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def has(self, structure: str) -> bool:
+        """Whether ``structure`` (canonical name) was predicted."""
+        return structure in self.structures
+
+    def require_levels(self, levels: Iterable[str]) -> None:
+        """Raise :class:`InputError` unless every vertebra of ``levels`` was found.
+
+        ``levels`` are vertebrae (``"L5"``, ``"S1"``) or intervertebral levels (``"L5-S1"``).
+        """
+        needed: list[str] = []
+        for level in levels:
+            for part in str(level).replace("/", "-").split("-"):
+                if part and part not in needed:
+                    needed.append(part)
+        missing = [v for v in needed if not self.has(v)]
+        if missing:
+            raise InputError(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the segmented field of view "
+                f"(found: {', '.join(self.structures) or 'nothing'}).",
+                "use a CT whose field of view covers L3 to the sacrum (S1), or measure at a level that is in view",
+            )
+
+    def mapping(self) -> anatomy.LabelMapping:
+        """Canonical label values of the model's classes -> names (the ``labels.json`` sidecar)."""
+        return anatomy.LabelMapping(
+            anatomy.CANONICAL.source, {anatomy.structure(n).label: n for n in self.class_names[1:]}
+        )
+
+    def three_class(self) -> sitk.Image:
+        """The paper's 3-class map (background, bone, nerve) of :attr:`labels` (``anatomy.to_three_class``)."""
+        array = anatomy.to_three_class(sitk.GetArrayViewFromImage(self.labels))
+        out = sitk.GetImageFromArray(np.asarray(array).astype(np.uint8))
+        out.CopyInformation(self.labels)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (model, mode, structures with volumes, warnings, timings)."""
+        return {
+            "schema": "spineai.segmentation.result/1",
+            "model": self.model,
+            "mode": self.mode,
+            "structures": {
+                n: {"label": anatomy.structure(n).label, "volume_mm3": round(self.volumes_mm3[n], 1)}
+                for n in self.structures
+            },
+            "warnings": list(self.warnings),
+            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "frame": "LPS",
+            "intended_use": "research use only, not for clinical decisions",
+        }
+
+    def surfaces(self, kernel_mm: float = 1.5, smoothing: float = 0.5) -> dict[str, Any]:
+        """Smoothed surfaces (vtkPolyData, LPS mm) of every present structure (see ``surfaces.py``)."""
+        from .surfaces import label_surfaces
+
+        names = {anatomy.structure(n).label: n for n in self.structures}
+        return label_surfaces(self.labels, names, kernel_mm=kernel_mm, smoothing=smoothing)
+
+    def save(
+        self,
+        out_dir: str | os.PathLike,
+        overwrite: bool = False,
+        surfaces: bool = True,
+        surface_formats: Sequence[str] = ("vtp",),
+    ) -> dict[str, Path]:
+        """Write the result files into ``out_dir`` (new or empty unless ``overwrite``); returns name -> path."""
+        from .. import io
+        from ..outputs import prepare_output_dir, write_json
+        from .surfaces import write_surfaces
+
+        folder = prepare_output_dir(out_dir, overwrite=overwrite)
+        labelmap = io.LabelMap(self.labels, self.mapping())
+        written: dict[str, Path] = {}
+        report(92.0, "writing segmentation files")
+        written["segmentation"] = Path(
+            io.write_seg_nrrd(labelmap, folder / "segmentation.seg.nrrd", overwrite=overwrite)
+        )
+        written["labels"], written["labels_json"] = (
+            Path(p) for p in io.write_labelmap_nifti(labelmap, folder / "labels.nii.gz", overwrite=overwrite)
+        )
+        written["summary"] = write_json(folder / "segmentation.json", self.summary(), overwrite=overwrite)
+        if surfaces and self.structures:
+            report(95.0, "building surface models")
+            paths = write_surfaces(
+                self.surfaces(), folder / "surfaces", formats=surface_formats, overwrite=overwrite
+            )
+            for name, files in paths.items():
+                for f in files:
+                    written[f"surface {name}{f.suffix}"] = f
+        report(100.0, "segmentation written")
+        return written
+
+
+# ---------------------------------------------------------------------------------------------- segment
+def _read_input(image_or_path: Any) -> tuple[sitk.Image, str]:
+    if isinstance(image_or_path, sitk.Image):
+        return image_or_path, "input image"
+    from .. import io
+
+    path = Path(image_or_path)
+    if not path.exists():
+        raise InputError(f"Input '{path}' does not exist.", "check the path of the CT file or DICOM folder")
+    return io.read_image(path, dims=3), f"input '{path.name}'"
+
+
+def segment(
+    image_or_path: sitk.Image | str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    device: str | None = "auto",
+    mode: str = "fast",
+    postprocess: bool = True,
+    require_levels: Iterable[str] | None = None,
+    model: LoadedModel | None = None,
+) -> SegmentationResult:
+    """Segment a lumbosacral CT.
+
+    Args:
+        image_or_path: CT (SimpleITK image in HU, or a file / DICOM folder path).
+        weights: ``.safetensors`` weights (card beside) or card; ``None``: the shipped default model.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        mode: ``"fast"`` (default) or ``"paper"`` (the paper's combined algorithm, see module docstring).
+        postprocess: keep only the largest connected component of each structure.
+        require_levels: vertebrae or levels that must be in view (e.g. ``("L5", "S1")``); missing ones raise
+            :class:`InputError` after inference.
+        model: an already loaded model (overrides ``weights`` and ``device``).
+
+    Returns:
+        :class:`SegmentationResult` with canonical labels on the input's grid.
+    """
+    from .postprocess import keep_largest_component
+
+    if mode not in MODES:
+        raise InputError(f"Unknown segmentation mode '{mode}'.", f"use one of {', '.join(MODES)}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report(0.0, "reading CT")
+    image, name = _read_input(image_or_path)
+    check_ct_image(image, name)
+    timings["read_and_check"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    loaded = model if model is not None else load_segmentation_model(weights, device)
+    timings["load_model"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report(5.0, "resampling to 1 mm")
+    work = to_working_grid(sitk.Cast(image, sitk.sitkFloat32), is_label=False)
+    hu = sitk.GetArrayFromImage(work)
+    spacing_zyx = tuple(work.GetSpacing())[::-1]
+    box = locate_spine_region(hu, spacing_zyx) if mode == "fast" else tuple(slice(0, n) for n in hu.shape)
+    volume = loaded.intensity.apply(hu[box])
+    timings["preprocess"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    divisor = loaded.network.divisor
+    if mode == "paper":
+        window, overlap, blend = loaded.patch_size, (0.0, 0.0, 0.0), "constant"
+    else:
+        window, overlap = fast_windows(volume.shape, divisor)
+        blend = "gaussian"
+
+    def progress(done: int, total: int) -> None:
+        report(10.0 + 75.0 * done / max(total, 1), f"segmenting (window {done}/{total})")
+
+    classes = predict_classes(
+        loaded.network, volume, window, overlap, blend, device=loaded.device, progress=progress
+    )
+    timings["inference"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if postprocess:
+        report(86.0, "post-processing")
+        classes = keep_largest_component(classes)
+    full = np.zeros(hu.shape, dtype=np.uint8)
+    full[box] = class_values(loaded.class_names)[classes]
+    working_labels = sitk.GetImageFromArray(full)
+    working_labels.CopyInformation(work)
+    from .. import io
+
+    labels = io.resample_like(working_labels, image, is_label=True)
+    labels = sitk.Cast(labels, sitk.sitkUInt8)
+    timings["postprocess_and_resample"] = time.perf_counter() - t
+
+    voxel_mm3 = float(np.prod(work.GetSpacing()))
+    counts = np.bincount(full.ravel(), minlength=256)
+    volumes = {n: float(counts[anatomy.structure(n).label]) * voxel_mm3 for n in loaded.class_names[1:]}
+    present = [n for n in loaded.class_names[1:] if volumes[n] >= MIN_PRESENT_MM3]
+    warnings = []
+    for level in ("L5", "S1"):
+        if level in loaded.class_names and level not in present:
+            warnings.append(
+                f"{level} was not found in the field of view; measurements at the "
+                f"{'L4-L5 and ' if level == 'L5' else ''}L5-S1 level{'s' if level == 'L5' else ''} are not possible."
+            )
+    card = loaded.card
+    result = SegmentationResult(
+        labels=labels,
+        working_labels=working_labels,
+        class_names=loaded.class_names,
+        structures=present,
+        volumes_mm3={n: volumes[n] for n in present},
+        warnings=warnings,
+        model={
+            "name": card.name,
+            "version": card.version,
+            "weights": str(loaded.weights_path),
+            "sha256": card.sha256,
+            "device": loaded.device,
+        },
+        mode=mode,
+        timings_s={**timings, "total": time.perf_counter() - t0},
+    )
+    report(90.0, "segmentation done")
+    if require_levels:
+        result.require_levels(require_levels)
+    return result

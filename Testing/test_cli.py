@@ -1,0 +1,91 @@
+"""The ``spineai`` command line: help with examples, version, phantom and demo end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import SimpleITK as sitk
+
+from spineai import __version__
+from spineai.cli import build_parser, main
+
+
+def _subcommand_parsers(parser):
+    """Yield (name, parser) for every (nested) subcommand."""
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield name, sub
+                for nested_name, nested in _subcommand_parsers(sub):
+                    yield f"{name} {nested_name}", nested
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_every_subcommand_help_has_an_example():
+    parser = build_parser()
+    names = []
+    for name, sub in _subcommand_parsers(parser):
+        names.append(name)
+        text = sub.format_help()
+        if sub.description and "Choose the task" in sub.description:
+            continue  # a group such as 'train' lists its tasks, each of which has its own example
+        assert "example" in text.lower(), f"'spineai {name} --help' has no example"
+        assert f"spineai {name.split()[0]}" in text, f"'spineai {name} --help' example does not show the command"
+    assert {"demo", "phantom"} <= set(names)
+
+
+def test_console_entry_point_runs_as_module():
+    result = subprocess.run([sys.executable, "-m", "spineai", "--help"], capture_output=True, text=True, check=True)
+    assert "phantom" in result.stdout and "demo" in result.stdout
+
+
+def test_phantom_command_writes_a_complete_case(tmp_path):
+    out = tmp_path / "ph"
+    assert main(["phantom", "-o", str(out), "--seed", "5", "--spacing", "2"]) == 0
+    for name in ("ct.nii.gz", "labels.nii.gz", "labels.json", "labels.seg.nrrd", "truth.json"):
+        assert (out / name).is_file(), name
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["seed"] == 5
+    ct = sitk.ReadImage(str(out / "ct.nii.gz"))
+    assert ct.GetSpacing() == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_phantom_command_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "ph"
+    out.mkdir()
+    (out / "mine.txt").write_text("a user's file")
+    assert main(["phantom", "-o", str(out), "--spacing", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err
+    assert (out / "mine.txt").read_text() == "a user's file"
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+
+
+def test_bad_spacing_is_rejected_with_the_fix(capsys):
+    with pytest.raises(SystemExit):
+        main(["phantom", "-o", "x", "--spacing", "0,1,1"])
+    assert "(0, 10] mm" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_writes_volume_labels_segmentation_and_picture(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out.resolve()) in printed
+    png = out / "phantom_slices.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "phantom" / "labels.seg.nrrd").is_file()
+    assert (out / "phantom" / "ct.nii.gz").is_file()
+    # a second run into the same folder is refused, the first results stay
+    assert main(["demo", "--out", str(out)]) == 1
+    assert png.is_file()

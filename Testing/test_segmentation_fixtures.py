@@ -1,0 +1,90 @@
+"""Small synthetic lumbosacral-like CT cases for the segmentation tests (shared helpers, plus their checks).
+
+Each case is a tiny volume in Hounsfield units with exactly known labels: a body of soft tissue in air,
+two "vertebrae" (L5 above S1) of bone, a disc between them, a dural sac behind them, and two nerve roots
+running laterally in fat, the left one at larger LPS x (the patient's left). Nothing here is anatomy; it
+only has to be learnable in a few iterations and carry the label conventions the pipeline must keep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from spineai import anatomy, io
+
+#: classes the tiny test models predict
+TINY_CLASSES = ("background", "L5", "S1", "disc_L5_S1", "dural_sac", "root_L5_left", "root_L5_right")
+
+
+def synthetic_case(seed: int = 0, shape_zyx: tuple[int, int, int] = (40, 48, 56), spacing=(1.0, 1.0, 1.0),
+                   noise_hu: float = 15.0) -> tuple[sitk.Image, np.ndarray]:
+    """(CT image in HU, canonical label array (z, y, x)) with identity direction (LPS)."""
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = shape_zyx
+    z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
+    cx, cy = nx / 2 + rng.uniform(-2, 2), ny / 2 + rng.uniform(-2, 2)
+    hu = np.full(shape_zyx, -1000.0)
+    labels = np.zeros(shape_zyx, np.uint8)
+    body = ((x - cx) / (nx * 0.46)) ** 2 + ((y - cy) / (ny * 0.46)) ** 2 <= 1
+    hu[body] = 40.0
+    fat = body & (np.abs(y - cy) < ny * 0.25) & (np.abs(x - cx) < nx * 0.42)
+    hu[fat] = -100.0
+    # vertebrae: L5 in the upper half, S1 in the lower, a disc between (z runs inferior -> superior)
+    mid = nz // 2 + int(rng.integers(-2, 3))
+    column = (np.abs(x - cx) <= 8) & (np.abs(y - (cy - 4)) <= 7)
+    l5 = column & (z >= mid + 2) & (z < nz - 3)
+    disc = column & (z >= mid - 1) & (z < mid + 2)
+    s1 = column & (z >= 3) & (z < mid - 1)
+    hu[l5 | s1] = 700.0
+    hu[disc] = 90.0
+    labels[l5] = anatomy.structure("L5").label
+    labels[s1] = anatomy.structure("S1").label
+    labels[disc] = anatomy.structure("disc_L5_S1").label
+    sac = ((x - cx) ** 2 + (y - (cy + 7)) ** 2 <= 9) & (z >= 3) & (z < nz - 3)
+    hu[sac] = 10.0
+    labels[sac] = anatomy.structure("dural_sac").label
+    # roots: short tubes running laterally from the sac at the disc level
+    for side, sign in (("left", 1), ("right", -1)):
+        tube = ((z - mid) ** 2 + (y - (cy + 5)) ** 2 <= 4) & (sign * (x - cx) > 4) & (sign * (x - cx) < 16)
+        hu[tube] = 60.0
+        labels[tube] = anatomy.structure(f"root_L5_{side}").label
+    hu += rng.normal(0, noise_hu, shape_zyx)
+    image = sitk.GetImageFromArray(hu.astype(np.int16))
+    image.SetSpacing(spacing)
+    image.SetOrigin((-nx / 2.0, -ny / 2.0, 100.0))
+    return image, labels
+
+
+def label_image(labels: np.ndarray, like: sitk.Image) -> sitk.Image:
+    out = sitk.GetImageFromArray(labels.astype(np.uint8))
+    out.CopyInformation(like)
+    return out
+
+
+def write_case(folder: Path, seed: int = 0, **kwargs) -> Path:
+    """Write ``folder/ct.nii.gz``, ``labels.nii.gz`` and ``labels.json`` (canonical values)."""
+    image, labels = synthetic_case(seed, **kwargs)
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_image(image, folder / "ct.nii.gz")
+    mapping = anatomy.LabelMapping("spineai", {anatomy.structure(n).label: n for n in TINY_CLASSES[1:]})
+    io.write_labelmap_nifti(io.LabelMap(label_image(labels, image), mapping), folder / "labels.nii.gz")
+    return folder
+
+
+def write_dataset(root: Path, seeds=(0, 1, 2), **kwargs) -> Path:
+    for s in seeds:
+        write_case(root / f"case{s:02d}", seed=s, **kwargs)
+    return root
+
+
+def test_synthetic_case_has_left_root_at_larger_lps_x():
+    image, labels = synthetic_case(3)
+    left = np.argwhere(labels == anatomy.structure("root_L5_left").label)[:, 2].mean()
+    right = np.argwhere(labels == anatomy.structure("root_L5_right").label)[:, 2].mean()
+    x_left = image.TransformContinuousIndexToPhysicalPoint((float(left), 0.0, 0.0))[0]
+    x_right = image.TransformContinuousIndexToPhysicalPoint((float(right), 0.0, 0.0))[0]
+    assert x_left > x_right
+    assert set(np.unique(labels)) == {0} | {anatomy.structure(n).label for n in TINY_CLASSES[1:]}
