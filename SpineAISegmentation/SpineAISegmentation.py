@@ -38,8 +38,6 @@ ATTRIBUTE_ENGINE_OUTPUT = "SpineAI.EngineOutputFolder"
 ATTRIBUTE_ENGINE_VERSION = "SpineAI.EngineVersion"
 #: structures every lumbosacral result must contain for triangle measurement
 REQUIRED_FOR_TRIANGLES = ("L5", "S1")
-#: the terminology file shipped with this module (nerve roots and levels Slicer's lists lack)
-TERMINOLOGY_FILE = "SegmentationCategoryTypeModifier-SpineAI.term.json"
 
 
 #
@@ -67,14 +65,18 @@ class SpineAISegmentation(ScriptedLoadableModule):
         slicer.app.connect("startupCompleted()", self.loadTerminology)
 
     def loadTerminology(self) -> None:
-        """Register the extension's terminology (nerve roots, lumbar levels) with Slicer's Terminologies."""
-        path = os.path.join(os.path.dirname(self.parent.path), "Resources", TERMINOLOGY_FILE)
+        """Register the engine's terminology context (lumbar levels, sacrum, ilium, discs, dural sac, nerve
+        roots by level and side) with Slicer, so segment tags resolve and the terminology selector lists them."""
         try:
+            from spineai import anatomy
+
+            path = anatomy.terminology_json_path()
             terminologies = slicer.modules.terminologies.logic()
-        except AttributeError:
+        except (ImportError, AttributeError) as exc:
+            logging.warning("SpineAI terminology not registered: %s", exc)
             return
-        if os.path.isfile(path):
-            terminologies.LoadTerminologyFromFile(path)
+        if path.is_file():
+            terminologies.LoadTerminologyFromFile(str(path))
 
 
 #

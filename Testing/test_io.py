@@ -20,8 +20,6 @@ from spineai.errors import InputError, OutputExistsError
 # ------------------------------------------------------------------------------------------------
 # helpers
 
-OBLIQUE = None  # filled below: an orthogonal, non-axis-aligned direction
-
 
 def _rotation(axis: str, degrees: float) -> np.ndarray:
     c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
@@ -32,6 +30,7 @@ def _rotation(axis: str, degrees: float) -> np.ndarray:
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
+#: an orthogonal but not axis-aligned direction (20 degrees about z, -12 about x)
 OBLIQUE = _rotation("z", 20.0) @ _rotation("x", -12.0)
 # direction matrices (columns = LPS unit vectors of the i, j, k axes)
 DIRECTIONS = {
@@ -47,10 +46,11 @@ def volume(
     shape_zyx=(5, 6, 7),
     spacing=(0.8, 0.9, 2.0),
     origin=(-12.5, 30.25, 101.0),
-    direction=np.eye(3),
+    direction=None,
     dtype=np.int16,
 ) -> sitk.Image:
     """A volume whose every voxel value is distinct (so any permutation is detectable)."""
+    direction = np.eye(3) if direction is None else direction
     arr = (np.arange(np.prod(shape_zyx)).reshape(shape_zyx) - 100).astype(dtype)
     return sio.image_from_array(arr, spacing, origin, direction)
 
@@ -145,8 +145,6 @@ def test_image_from_array_axis_order_and_geometry():
 # ------------------------------------------------------------------------------------------------
 # NIfTI stores RAS; SimpleITK (and the engine) use LPS
 
-_HDR = struct.Struct("<i")
-
 
 def _nifti_header(path: Path) -> dict:
     raw = gzip.open(path).read(348) if path.name.endswith(".gz") else path.read_bytes()[:348]
@@ -217,7 +215,7 @@ def test_nifti_ras_affine_is_read_as_lps(tmp_path):
 
 
 def _write_dicom_series(
-    folder: Path, hu_zyx: np.ndarray, *, series_uid: str, skip: tuple[int, ...] = ()
+    folder: Path, hu_zyx: np.ndarray, *, series_uid: str, skip: tuple[int, ...] = (), prefix: str = "slice"
 ) -> None:
     """Axial CT slices stored as raw = HU + 1024 with RescaleIntercept -1024 (as scanners do)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -242,7 +240,7 @@ def _write_dicom_series(
         }
         for tag, value in tags.items():
             s.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.SetFileName(str(folder / f"{prefix}{k:03d}.dcm"))
         writer.Execute(s)
 
 
@@ -266,16 +264,15 @@ def test_dicom_series_folder_is_read_in_hu(tmp_path):
 
 def test_dicom_folder_with_two_series_reads_the_largest(tmp_path):
     folder = tmp_path / "mixed"
-    _write_dicom_series(
-        folder / ".", np.zeros((3, 4, 4), np.int16), series_uid="1.2.826.0.1.3680043.8.498.20"
-    )
+    small = np.zeros((3, 4, 4), np.int16)
+    _write_dicom_series(folder, small, series_uid="1.2.826.0.1.3680043.8.498.20", prefix="a_scout")
     big = np.full((5, 4, 4), 40, np.int16)
-    for k, f in enumerate(sorted(folder.iterdir())):
-        f.rename(folder / f"a_small_{k}.dcm")
-    _write_dicom_series(folder, big, series_uid="1.2.826.0.1.3680043.8.498.21")
+    _write_dicom_series(folder, big, series_uid="1.2.826.0.1.3680043.8.498.21", prefix="b_axial")
     img = sio.read_image(folder)
     assert img.GetSize() == (4, 4, 5)
     assert np.all(sitk.GetArrayViewFromImage(img) == 40)
+    # naming a file of the smaller series reads that series
+    assert sio.read_image(folder / "a_scout001.dcm").GetSize() == (4, 4, 3)
 
 
 def test_dicom_series_with_a_missing_slice_is_refused(tmp_path):
@@ -501,8 +498,9 @@ def test_bad_orientation_code():
 # resampling
 
 
-def _ramp_x(direction=np.eye(3)) -> sitk.Image:
+def _ramp_x(direction=None) -> sitk.Image:
     """Intensity = LPS x coordinate (mm) of each voxel: a linear field linear interpolation reproduces."""
+    direction = np.eye(3) if direction is None else direction
     img = sio.image_from_array(
         np.zeros((10, 12, 14), np.float32), (1.0, 1.0, 2.0), (3.0, -7.0, 50.0), direction
     )
@@ -947,3 +945,54 @@ def test_seg_nrrd_corrupt_file(tmp_path):
     with pytest.raises(InputError) as e:
         sio.read_labelmap(path)
     assert_input_error(e, "broken.seg.nrrd")
+
+
+def test_seg_nrrd_keep_empty_false_writes_only_present_structures(tmp_path):
+    lm = labels_volume()  # VerSe lists C1..T13 too; only L3-L5 are present
+    _, all_pairs = _nrrd_header(sio.write_seg_nrrd(lm, tmp_path / "all.seg.nrrd"))
+    assert sum(k.endswith("_ID") for k in all_pairs) == len(anatomy.VERSE.names())
+    _, pairs = _nrrd_header(sio.write_seg_nrrd(lm, tmp_path / "present.seg.nrrd", keep_empty=False))
+    assert [pairs[f"Segment{i}_Name"] for i in range(3)] == ["L3", "L4", "L5"]
+    assert [pairs[f"Segment{i}_LabelValue"] for i in range(3)] == ["22", "23", "24"]
+    assert "Segment3_ID" not in pairs
+
+
+def test_seg_nrrd_from_a_many_to_one_mapping_uses_canonical_values(tmp_path):
+    arr = np.zeros((4, 5, 6), np.uint8)
+    arr[0, 1:3, 1:3] = 25  # TotalSegmentator "sacrum"
+    arr[1, 1:3, 1:3] = 26  # TotalSegmentator "vertebrae_S1": both are canonical S1
+    arr[3, 1:3, 1:3] = 27  # vertebrae_L5
+    lm = sio.LabelMap(sio.image_from_array(arr), anatomy.TOTALSEG_V2)
+    path = sio.write_seg_nrrd(lm, tmp_path / "ts.seg.nrrd", keep_empty=False)
+    _, pairs = _nrrd_header(path)
+    assert {pairs[f"Segment{i}_Name"]: pairs[f"Segment{i}_LabelValue"] for i in range(2)} == {
+        "S1": str(anatomy.BY_NAME["S1"].label),
+        "L5": str(anatomy.BY_NAME["L5"].label),
+    }
+    back = sio.read_seg_nrrd(path).array()
+    np.testing.assert_array_equal(back == anatomy.BY_NAME["S1"].label, (arr == 25) | (arr == 26))
+    # a class mapped to background is dropped, never written as a segment
+    site = anatomy.LabelMapping("site", {1: "L5", 2: anatomy.BACKGROUND})
+    two = np.zeros((4, 5, 6), np.uint8)
+    two[0], two[1] = 1, 2
+    path = sio.write_seg_nrrd(sio.LabelMap(sio.image_from_array(two), site), tmp_path / "site.seg.nrrd")
+    _, pairs = _nrrd_header(path)
+    assert pairs["Segment0_Name"] == "L5" and "Segment1_ID" not in pairs
+    back = sio.read_seg_nrrd(path).array()
+    np.testing.assert_array_equal(back != 0, two == 1)
+
+
+def test_read_seg_nrrd_segments_sharing_a_name_merge(tmp_path):
+    a = np.zeros((4, 5, 6), np.uint8)
+    a[0] = 3
+    a[1] = 4
+    segments = [{"name": "S1", "value": 3, "layer": 0}, {"name": "S1", "value": 4, "layer": 0}]
+    lm = sio.read_seg_nrrd(_slicer_style_file(tmp_path / "twice.seg.nrrd", [a], segments))
+    assert lm.mapping.values == {3: "S1", 4: "S1"}
+    assert lm.structures_present() == ["S1"]
+    canon = lm.canonical().array()
+    np.testing.assert_array_equal(canon == anatomy.BY_NAME["S1"].label, a > 0)
+    # a mapping that sends a segment's value to background drops that segment
+    site = anatomy.LabelMapping("site", {3: "S1", 4: anatomy.BACKGROUND})
+    dropped = sio.read_seg_nrrd(tmp_path / "twice.seg.nrrd", mapping=site)
+    np.testing.assert_array_equal(dropped.array() != 0, a == 3)

@@ -162,7 +162,7 @@ def _bbox_mm(img: sitk.Image, value: int, margin_mm: float) -> tuple[np.ndarray,
 
 def test_tptbox_sample():
     ct = sio.read_image(_need(TPTBOX / "sub-ct_label-22_ct.nii.gz"), name="CT")
-    vert = sio.read_labelmap(TPTBOX / "sub-ct_seg-vert_label-22_msk.nii.gz", mapping="verse")
+    vert = sio.read_labelmap(TPTBOX / "sub-ct_seg-vert_label-22_msk.nii.gz", mapping="tptbox_vertebra")
     sub = sio.read_labelmap(TPTBOX / "sub-ct_seg-subreg_label-22_msk.nii.gz", mapping="tptbox_subregion")
     assert ct.GetSize() == (73, 47, 73) and sio.orientation_code(ct) == "PIR"
     np.testing.assert_allclose(ct.GetSpacing(), (1.5, 1.5, 1.5))
@@ -198,13 +198,16 @@ def test_dicom_series():
 
 def test_verse_labels_as_slicer_segmentation(tmp_path, verse_ct, verse_labels):
     canon = verse_labels.canonical()
-    path = sio.write_seg_nrrd(canon, tmp_path / "verse014.seg.nrrd", reference=verse_ct)
+    # VerSe lists the whole spine; write only the five lumbar vertebrae present
+    path = sio.write_seg_nrrd(canon, tmp_path / "verse014.seg.nrrd", reference=verse_ct, keep_empty=False)
     back = sio.read_seg_nrrd(path)
     np.testing.assert_array_equal(back.array(), canon.array())
     np.testing.assert_allclose(back.image.GetOrigin(), canon.image.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(back.image.GetSpacing(), canon.image.GetSpacing(), atol=1e-4)
     np.testing.assert_allclose(back.image.GetDirection(), canon.image.GetDirection(), atol=1e-6)
-    assert back.mapping.values == canon.mapping.values
+    lumbar = ["L1", "L2", "L3", "L4", "L5"]
+    assert back.mapping.values == {anatomy.BY_NAME[n].label: n for n in lumbar}
+    assert back.mapping.source == anatomy.CANONICAL.source
     # the VerSe file values survive the round trip through canonical labels
     np.testing.assert_array_equal(verse_labels.mapping.from_canonical(back.array()), verse_labels.array())
 
@@ -219,8 +222,9 @@ def test_verse_labels_as_slicer_segmentation(tmp_path, verse_ct, verse_labels):
     np.testing.assert_allclose(np.asarray(header["space directions"]).T, lps, atol=1e-4)
     # pynrrd returns the array in (x, y, z) order
     np.testing.assert_array_equal(np.transpose(data, (2, 1, 0)), canon.array())
-    names = [header[f"Segment{i}_Name"] for i in range(len(canon.mapping.values))]
-    assert names == list(canon.mapping.values.values())
+    names = [header[f"Segment{i}_Name"] for i in range(len(lumbar))]
+    assert names == lumbar
+    assert "Segment5_Name" not in header
     for i, name in enumerate(names):
         assert int(header[f"Segment{i}_LabelValue"]) == anatomy.BY_NAME[name].label
         assert header[f"Segment{i}_Layer"] == "0"

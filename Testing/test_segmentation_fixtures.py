@@ -19,8 +19,12 @@ from spineai import anatomy, io
 TINY_CLASSES = ("background", "L5", "S1", "disc_L5_S1", "dural_sac", "root_L5_left", "root_L5_right")
 
 
-def synthetic_case(seed: int = 0, shape_zyx: tuple[int, int, int] = (40, 48, 56), spacing=(1.0, 1.0, 1.0),
-                   noise_hu: float = 15.0) -> tuple[sitk.Image, np.ndarray]:
+def synthetic_case(
+    seed: int = 0,
+    shape_zyx: tuple[int, int, int] = (40, 48, 56),
+    spacing=(1.0, 1.0, 1.0),
+    noise_hu: float = 15.0,
+) -> tuple[sitk.Image, np.ndarray]:
     """(CT image in HU, canonical label array (z, y, x)) with identity direction (LPS)."""
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape_zyx
@@ -88,3 +92,80 @@ def test_synthetic_case_has_left_root_at_larger_lps_x():
     x_right = image.TransformContinuousIndexToPhysicalPoint((float(right), 0.0, 0.0))[0]
     assert x_left > x_right
     assert set(np.unique(labels)) == {0} | {anatomy.structure(n).label for n in TINY_CLASSES[1:]}
+
+
+class ThresholdNet:
+    """A per-voxel stand-in for the U-Net: class 1 where the standardised input exceeds a threshold.
+
+    Because it looks at one voxel at a time, its prediction does not depend on how the volume is cut
+    into windows, which lets tests check the window assembly, orientation and resampling exactly.
+    """
+
+    divisor = 4
+
+    def __init__(self, threshold: float, num_classes: int = len(TINY_CLASSES), target_class: int = 1) -> None:
+        self.threshold = float(threshold)
+        self.num_classes = num_classes
+        self.target_class = target_class
+
+    def __call__(self, x):
+        import torch
+
+        logits = torch.zeros((x.shape[0], self.num_classes, *x.shape[2:]), dtype=x.dtype, device=x.device)
+        logits[:, self.target_class] = 10.0 * (x[:, 0] - self.threshold)
+        return logits
+
+    def eval(self):
+        return self
+
+    def to(self, _device):
+        return self
+
+
+def threshold_model(hu_threshold: float = 300.0, target: str = "L5"):
+    """A LoadedModel whose network labels every voxel above ``hu_threshold`` HU as ``target``."""
+    from types import SimpleNamespace
+
+    from spineai.segmentation.data import IntensityNormalization
+    from spineai.segmentation.inference import LoadedModel
+
+    intensity = IntensityNormalization(-1000.0, 2000.0, 0.0, 1000.0)
+    threshold = (hu_threshold - intensity.mean_hu) / intensity.std_hu
+    card = SimpleNamespace(name="threshold_stub", version="0", sha256="", task="ct_segmentation")
+    return LoadedModel(
+        ThresholdNet(threshold, target_class=TINY_CLASSES.index(target)),
+        card,
+        Path("stub"),
+        TINY_CLASSES,
+        intensity,
+        (16, 32, 32),
+        "cpu",
+    )
+
+
+def tiny_weights(folder: Path, features=(4, 8), seed: int = 0) -> Path:
+    """Random-initialised tiny network saved as weights + card, for plumbing tests."""
+    import torch
+
+    from spineai.segmentation.data import IntensityNormalization
+    from spineai.segmentation.network import ARCHITECTURE, build_network
+    from spineai.weights import save_weights
+
+    torch.manual_seed(seed)
+    net = build_network({"out_channels": len(TINY_CLASSES), "features": list(features)})
+    card = {
+        "name": "tiny_test_model",
+        "task": "ct_segmentation",
+        "architecture": ARCHITECTURE,
+        "config": net.config,
+        "class_names": list(TINY_CLASSES),
+        "input": {
+            "modality": "CT",
+            "spacing_mm": [1, 1, 1],
+            "patch_size": [16, 32, 32],
+            "intensity": IntensityNormalization(mean_hu=0.0, std_hu=1000.0).to_dict(),
+        },
+        "training_data": "none (random initialisation, for tests)",
+    }
+    weights, _card = save_weights(net, folder / "tiny.safetensors", card)
+    return weights

@@ -39,7 +39,6 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -264,9 +263,9 @@ def validate_image(
         sitk.sitkVectorFloat64,
     ):
         values = sitk.GetArrayViewFromImage(img)
-        finite = np.isfinite(values)
-        if not finite.all():
-            n_bad = int(finite.size - np.count_nonzero(finite))
+        # slab by slab: no full-size boolean copy of a large volume
+        if not all(np.isfinite(slab).all() for slab in values):
+            n_bad = sum(int(slab.size - np.count_nonzero(np.isfinite(slab))) for slab in values)
             raise InputError(
                 f"{what} contains {n_bad} NaN or infinite voxel value(s).",
                 "the image was produced by a failed computation or conversion; regenerate it, or replace "
@@ -275,7 +274,7 @@ def validate_image(
     return img
 
 
-def _normalise_dims(img: sitk.Image, dims: int | None, name: str, source: Path) -> sitk.Image:
+def _normalise_dims(img: sitk.Image, dims: int | None) -> sitk.Image:
     """Drop a single-voxel axis when a 2D image is requested (e.g. a one-frame DICOM radiograph)."""
     if dims == 2 and img.GetDimension() == 3:
         singleton = [i for i, s in enumerate(img.GetSize()) if s == 1]
@@ -438,7 +437,7 @@ def read_image(path: str | os.PathLike, *, dims: int | None = 3, name: str = "im
                 "save one channel/component as its own image (for a Slicer segmentation use read_seg_nrrd or "
                 "read_labelmap instead)",
             )
-    img = _normalise_dims(img, dims, name, p)
+    img = _normalise_dims(img, dims)
     return validate_image(img, dims=dims, name=name, source=p)
 
 
@@ -934,32 +933,12 @@ def crop_to_label(
 # label maps
 
 
-def _mapping_registry() -> dict[str, Any]:
-    reg: dict[str, Any] = {}
-    for attr in ("CANONICAL", "VERSE", "TPTBOX_SUBREGION", "PAPER_3CLASS"):
-        m = getattr(anatomy, attr, None)
-        if m is not None:
-            reg[attr.lower()] = m
-            reg[str(m.source).lower()] = m
-    extra = getattr(anatomy, "MAPPINGS", None)
-    if isinstance(extra, dict):
-        for key, m in extra.items():
-            reg[str(key).lower()] = m
-    return reg
-
-
 def resolve_mapping(mapping: anatomy.LabelMapping | str) -> anatomy.LabelMapping:
-    """A :class:`~spineai.anatomy.LabelMapping`, or one looked up by convention name (``"verse"``...)."""
+    """A :class:`~spineai.anatomy.LabelMapping`, or a predefined one by convention name (``"verse"``...,
+    see :data:`spineai.anatomy.MAPPINGS`)."""
     if isinstance(mapping, str):
-        reg = _mapping_registry()
-        try:
-            return reg[mapping.lower()]
-        except KeyError:
-            raise InputError(
-                f"Unknown label convention '{mapping}'.",
-                f"use one of: {', '.join(_convention_names())}, or pass a LabelMapping",
-            ) from None
-    if not hasattr(mapping, "values") or not hasattr(mapping, "to_canonical"):
+        return anatomy.get_mapping(mapping)
+    if not isinstance(mapping, anatomy.LabelMapping):
         raise InputError(
             f"mapping must be a LabelMapping or a convention name, not {type(mapping).__name__}.",
             f"pass one of: {', '.join(_convention_names())}, or a LabelMapping",
@@ -968,13 +947,7 @@ def resolve_mapping(mapping: anatomy.LabelMapping | str) -> anatomy.LabelMapping
 
 
 def _convention_names() -> list[str]:
-    names = [
-        a.lower() for a in ("CANONICAL", "VERSE", "TPTBOX_SUBREGION", "PAPER_3CLASS") if hasattr(anatomy, a)
-    ]
-    extra = getattr(anatomy, "MAPPINGS", None)
-    if isinstance(extra, dict):
-        names += [str(k).lower() for k in extra if str(k).lower() not in names]
-    return names
+    return list(anatomy.MAPPINGS)
 
 
 def _smallest_label_type(values: np.ndarray) -> int:
@@ -1018,17 +991,22 @@ class LabelMap:
         return [int(v) for v in vals if v != 0]
 
     def structures_present(self) -> list[str]:
-        """Canonical names of the structures with at least one voxel, ordered by label value."""
-        return [self.mapping.values[v] for v in self.values_present() if v in self.mapping.values]
+        """Canonical names of the structures with at least one voxel, in order of first label value."""
+        out: list[str] = []
+        for v in self.values_present():
+            name = self.mapping.values.get(v)
+            if name is not None and name != anatomy.BACKGROUND and name not in out:
+                out.append(name)
+        return out
 
     def value_of(self, name: str) -> int:
-        """Label value of canonical structure ``name`` in this map's convention."""
+        """Label value of canonical structure ``name`` in this map's convention (the first one listed)."""
         for value, n in self.mapping.values.items():
-            if n == name:
+            if n == name and n != anatomy.BACKGROUND:
                 return int(value)
         raise InputError(
-            f"Structure '{name}' is not in the label map's mapping ({self.mapping.source}).",
-            f"use one of: {', '.join(self.mapping.values.values())}",
+            f"Structure '{name}' is not in the label map's '{self.mapping.source}' mapping.",
+            f"use one of: {', '.join(self.mapping.names())}",
         )
 
     def validate(self, source: str | os.PathLike | None = None) -> None:
@@ -1044,15 +1022,16 @@ class LabelMap:
             )
 
     def canonical(self) -> LabelMap:
-        """The same label map in canonical label values (``anatomy`` labels), mapping restricted to
-        the structures this map's mapping lists."""
-        arr = self.mapping.to_canonical(sitk.GetArrayViewFromImage(self.image))
-        arr = np.asarray(arr)
-        out = sitk.GetImageFromArray(arr.astype(np.uint8 if arr.max(initial=0) <= 255 else np.uint16))
+        """The same label map in canonical label values (``spineai.anatomy`` labels, uint8).
+
+        The new mapping lists exactly the structures this map's mapping lists; values mapped to
+        ``background`` become 0, values sharing a name merge.
+        """
+        arr = np.asarray(self.mapping.to_canonical(sitk.GetArrayViewFromImage(self.image)))
+        out = sitk.GetImageFromArray(arr.astype(np.uint8))
         out.CopyInformation(self.image)
-        names = list(self.mapping.values.values())
-        values = {anatomy.BY_NAME[n].label: n for n in sorted(names, key=lambda n: anatomy.BY_NAME[n].label)}
-        return LabelMap(out, anatomy.LabelMapping(source=anatomy.CANONICAL.source, values=values))
+        values = {anatomy.BY_NAME[n].label: n for n in self.mapping.names()}
+        return LabelMap(out, anatomy.LabelMapping(anatomy.CANONICAL.source, values))
 
 
 def write_labelmap_nifti(
@@ -1212,17 +1191,17 @@ def _serialize_image_geometry(img: sitk.Image, extent: Sequence[int]) -> str:
     return "".join(v + ";" for v in values)
 
 
-def _reference_offset(labels: sitk.Image, reference: sitk.Image) -> tuple[list[int], bool]:
-    """Index of the label grid's first voxel in the reference grid, if both grids coincide."""
+def _reference_offset(labels: sitk.Image, reference: sitk.Image) -> list[int]:
+    """Index of the label grid's first voxel in the reference grid; zeros unless the grids coincide."""
     same_axes = np.allclose(labels.GetSpacing(), reference.GetSpacing(), atol=1e-6) and np.allclose(
         labels.GetDirection(), reference.GetDirection(), atol=1e-6
     )
     if not same_axes:
-        return [0, 0, 0], False
+        return [0, 0, 0]
     cidx = np.asarray(reference.TransformPhysicalPointToContinuousIndex(labels.GetOrigin()))
     if np.max(np.abs(cidx - np.rint(cidx))) > 1e-3:
-        return [0, 0, 0], False
-    return [int(v) for v in np.rint(cidx)], True
+        return [0, 0, 0]
+    return [int(v) for v in np.rint(cidx)]
 
 
 def write_seg_nrrd(
@@ -1230,6 +1209,8 @@ def write_seg_nrrd(
     path: str | os.PathLike,
     overwrite: bool = False,
     reference: sitk.Image | None = None,
+    *,
+    keep_empty: bool = True,
 ) -> Path:
     """Write a label map as a 3D Slicer segmentation file (``.seg.nrrd``), as Slicer's own writer does.
 
@@ -1243,7 +1224,11 @@ def write_seg_nrrd(
     extent, as Slicer writes for shared layers) and ``_Tags`` (``TerminologyEntry:...|``).
 
     Every structure the mapping lists gets a segment, empty ones included (Slicer keeps empty segments
-    too), in label-value order. Label values not in the mapping are an error.
+    too, so an annotator can paint a structure the model missed), in label-value order; pass
+    ``keep_empty=False`` to write only the structures present (useful for broad conventions such as
+    VerSe, which lists the whole spine). Label values not in the mapping are an error. A mapping that
+    gives two values the same name, or maps a value to ``background``, is written in canonical values
+    (each segment needs one label value).
 
     Args:
         labelmap: the label map (values as its mapping names them).
@@ -1253,6 +1238,7 @@ def write_seg_nrrd(
             "Reference image geometry" (the Segment Editor's editing grid); if the label map lies on
             that grid (a crop of it), ``ReferenceImageExtentOffset`` records where. Default: the label
             map's own grid.
+        keep_empty: write segments for listed structures that have no voxel.
 
     Returns:
         ``path`` as a :class:`Path`.
@@ -1270,13 +1256,12 @@ def write_seg_nrrd(
         )
     labelmap.validate()
     check_writable(p, overwrite)
-    entries = sorted((int(v), n) for v, n in labelmap.mapping.values.items() if int(v) != 0)
-    unknown = [n for _, n in entries if n not in anatomy.BY_NAME]
-    if unknown:
-        raise InputError(
-            f"Mapping '{labelmap.mapping.source}' names non-canonical structures {unknown}.",
-            "use a mapping onto the canonical names in spineai.anatomy",
-        )
+    listed = list(labelmap.mapping.values.values())
+    if anatomy.BACKGROUND in listed or len(set(listed)) != len(listed):
+        labelmap = labelmap.canonical()
+        img = labelmap.image
+    present = set(labelmap.values_present())
+    entries = [(int(v), n) for v, n in labelmap.mapping.values.items() if keep_empty or int(v) in present]
     max_value = max([v for v, _ in entries] + [0])
     pixel = sitk.sitkUInt8 if max_value <= 255 else sitk.sitkUInt16
     out = sitk.Cast(img, pixel)
@@ -1287,7 +1272,7 @@ def write_seg_nrrd(
     if reference is not None:
         if reference.GetDimension() != 3:
             raise InputError("The reference image must be 3D.", "pass the 3D image the labels belong to")
-        offset, _ = _reference_offset(out, reference)
+        offset = _reference_offset(out, reference)
         ref_extent = [
             0,
             reference.GetSize()[0] - 1,
@@ -1377,7 +1362,8 @@ def read_seg_nrrd(path: str | os.PathLike, mapping: anatomy.LabelMapping | str |
     Naming: without ``mapping`` every segment name must be a canonical structure name; the resulting
     mapping is ``{label value: name}``. With ``mapping`` (a LabelMapping or convention name) the
     segments' label values are named by it instead (a canonical segment name that disagrees with it
-    is an error). If layers reuse label values, the merged map uses canonical label values.
+    is an error; segments whose value it maps to ``background`` are dropped) and the result keeps that
+    mapping. If layers reuse label values, the merged map uses canonical label values.
     """
     p = Path(path)
     img = _read_seg_image(p)
@@ -1414,13 +1400,14 @@ def read_seg_nrrd(path: str | os.PathLike, mapping: anatomy.LabelMapping | str |
                     "3D Slicer and read without mapping",
                 )
             named = given.values[seg.label_value]
-            if seg.name in anatomy.BY_NAME and seg.name != named:
+            if named != anatomy.BACKGROUND and seg.name in anatomy.BY_NAME and seg.name != named:
                 raise InputError(
                     f"Segment '{seg.name}' of '{p}' (label value {seg.label_value}) is '{named}' in the "
                     f"'{given.source}' mapping: the mapping does not fit this file.",
                     "read it without mapping= (its segment names are canonical) or pass the right mapping",
                 )
-            names[seg.index] = named
+            if named != anatomy.BACKGROUND:  # the mapping drops this class on purpose
+                names[seg.index] = named
         elif seg.name in anatomy.BY_NAME:
             names[seg.index] = seg.name
         else:
@@ -1432,48 +1419,36 @@ def read_seg_nrrd(path: str | os.PathLike, mapping: anatomy.LabelMapping | str |
             f"rename them in 3D Slicer to canonical names ({', '.join(list(anatomy.BY_NAME)[:8])}, ...) or pass "
             f"mapping= one of: {', '.join(_convention_names())} (or a LabelMapping) to name the label values",
         )
-    if len(set(names.values())) != len(names):
-        dup = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
-        raise InputError(
-            f"The segmentation '{p}' has several segments named {dup}.",
-            "merge or rename the duplicate segments in 3D Slicer",
-        )
+    kept = [seg for seg in segments if seg.index in names]
 
     n_layers = img.GetNumberOfComponentsPerPixel()
     arr = sitk.GetArrayFromImage(img)
     if n_layers == 1:
         arr = arr[..., np.newaxis]
     shape = arr.shape[:3]  # (z, y, x)
-    layer_values: dict[int, list[_Segment]] = {}
-    for seg in segments:
+    for seg in kept:
         if not 0 <= seg.layer < n_layers:
             raise InputError(
                 f"Segment '{seg.name}' of '{p}' is in layer {seg.layer} but the file has {n_layers} layer(s).",
                 "re-save the segmentation from 3D Slicer",
             )
-        layer_values.setdefault(seg.layer, []).append(seg)
-    all_values = [s.label_value for s in segments]
-    reuse = len(set(all_values)) != len(all_values)
+    all_values = [seg.label_value for seg in kept]
+    reuse = len(set(all_values)) != len(all_values)  # layers reusing values: switch to canonical ones
     out_value = {
-        s.index: (anatomy.BY_NAME[names[s.index]].label if reuse else s.label_value) for s in segments
+        seg.index: (anatomy.BY_NAME[names[seg.index]].label if reuse else seg.label_value) for seg in kept
     }
     result = np.zeros(shape, dtype=np.uint16 if max(out_value.values(), default=0) > 255 else np.uint8)
-    claimed = np.zeros(shape, dtype=np.int32) - 1  # segment index owning each voxel
-    for seg in segments:
-        layer = arr[..., seg.layer]
-        mask = layer == seg.label_value
+    claimed = np.full(shape, -1, dtype=np.int32)  # index of the segment owning each voxel
+    for seg in kept:
+        mask = arr[..., seg.layer] == seg.label_value
         if seg.extent is not None:
             e = seg.extent
             if e[0] > e[1] or e[2] > e[3] or e[4] > e[5]:
                 continue  # empty segment
             inside = np.zeros(shape, dtype=bool)
-            inside[
-                max(e[4], 0) : e[5] + 1,
-                max(e[2], 0) : e[3] + 1,
-                max(e[0], 0) : e[1] + 1,
-            ] = True
+            inside[max(e[4], 0) : e[5] + 1, max(e[2], 0) : e[3] + 1, max(e[0], 0) : e[1] + 1] = True
             mask &= inside
-        clash = mask & (claimed >= 0)
+        clash = mask & (claimed >= 0) & (claimed != seg.index)
         if clash.any():
             other = segments[int(claimed[clash][0])].name
             raise InputError(
@@ -1484,21 +1459,21 @@ def read_seg_nrrd(path: str | os.PathLike, mapping: anatomy.LabelMapping | str |
             )
         claimed[mask] = seg.index
         result[mask] = out_value[seg.index]
-    values = {out_value[s.index]: names[s.index] for s in segments}
-    if reuse:
-        source = anatomy.CANONICAL.source
-    elif given is not None:
-        source = given.source
+
+    if given is not None and not reuse:
+        result_mapping = given
     else:
-        source = f"seg.nrrd:{p.name}"
+        values = dict(sorted({out_value[seg.index]: names[seg.index] for seg in kept}.items()))
+        canonical_values = all(anatomy.BY_NAME[n].label == v for v, n in values.items())
+        source = anatomy.CANONICAL.source if canonical_values else f"slicer:{p.name}"
+        result_mapping = anatomy.LabelMapping(source, values) if values else anatomy.CANONICAL
     out = sitk.GetImageFromArray(result)
     geometry = sitk.VectorIndexSelectionCast(img, 0) if n_layers > 1 else img
     out.SetOrigin(geometry.GetOrigin())
     out.SetSpacing(geometry.GetSpacing())
     out.SetDirection(geometry.GetDirection())
     validate_image(out, dims=3, name="segmentation", source=p)
-    values = dict(sorted(values.items()))
-    return LabelMap(out, anatomy.LabelMapping(source=source, values=values))
+    return LabelMap(out, result_mapping)
 
 
 def _read_seg_image(p: Path) -> sitk.Image:
