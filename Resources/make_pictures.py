@@ -12,7 +12,6 @@ the smoothed 3D surfaces of the structures.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -136,22 +135,87 @@ def icon_grading(path: Path) -> None:
     _save(fig, path)
 
 
-def screenshot(path: Path, seed: int = 7) -> None:
-    """Orthogonal slices of the engine phantom with its labels (left) and its 3D surfaces (right)."""
-    sys.path.insert(0, str(REPO / "SpineAI"))
+def _surface_render(labels, size=(640, 560)) -> np.ndarray:
+    """RGB array of the phantom's structures as smoothed 3D surfaces (VTK, offscreen), seen from the
+    patient's left-posterior oblique, in the anatomy table's colours."""
     import SimpleITK as sitk
+    import vtk
+    from vtk.util import numpy_support
+
+    from spineai import anatomy
+
+    lps = sitk.DICOMOrient(labels, "LPS")
+    arr = sitk.GetArrayFromImage(lps).astype(np.uint8)
+    image = vtk.vtkImageData()
+    image.SetDimensions(arr.shape[2], arr.shape[1], arr.shape[0])
+    image.SetSpacing(lps.GetSpacing())
+    image.SetOrigin(lps.GetOrigin())
+    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(arr.ravel(), deep=True))
+    renderer = vtk.vtkRenderer()
+    renderer.SetBackground(0.11, 0.14, 0.2)
+    for value in sorted(set(np.unique(arr).tolist()) - {0}):
+        s = anatomy.BY_LABEL[value]
+        iso = vtk.vtkDiscreteFlyingEdges3D()
+        iso.SetInputData(image)
+        iso.SetValue(0, value)
+        smooth = vtk.vtkWindowedSincPolyDataFilter()
+        smooth.SetInputConnection(iso.GetOutputPort())
+        smooth.SetNumberOfIterations(20)
+        smooth.SetPassBand(0.05)
+        smooth.NormalizeCoordinatesOn()
+        normals = vtk.vtkPolyDataNormals()
+        normals.SetInputConnection(smooth.GetOutputPort())
+        mapper = vtk.vtkPolyDataMapper()
+        mapper.SetInputConnection(normals.GetOutputPort())
+        mapper.ScalarVisibilityOff()
+        actor = vtk.vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(*(c / 255.0 for c in s.rgb))
+        if s.kind in ("dural_sac", "ilium"):
+            actor.GetProperty().SetOpacity(0.35)
+        renderer.AddActor(actor)
+    camera = renderer.GetActiveCamera()
+    renderer.ResetCamera()
+    focal = np.array(camera.GetFocalPoint())
+    distance = camera.GetDistance()
+    direction = np.array([0.6, 0.75, 0.1])  # patient's left (+x) and posterior (+y) in LPS
+    camera.SetPosition(*(focal + distance * direction / np.linalg.norm(direction)))
+    camera.SetViewUp(0, 0, 1)  # superior up
+    renderer.ResetCamera()
+    camera.Zoom(1.25)
+    window = vtk.vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    window.AddRenderer(renderer)
+    window.SetSize(*size)
+    window.Render()
+    grab = vtk.vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.Update()
+    out = grab.GetOutput()
+    w, h, _ = out.GetDimensions()
+    rgb = numpy_support.vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[::-1, :, :3]
+    return np.ascontiguousarray(rgb)
+
+
+def screenshot(path: Path, seed: int = 7) -> None:
+    """Orthogonal slices of the engine phantom with its canonical labels, beside its 3D surfaces."""
+    from PIL import Image
 
     from spineai import phantom, pictures
 
+    case = phantom.generate_ct_phantom(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        case = phantom.generate_ct_phantom(seed)
-        folder = Path(tmp) / "case"
-        phantom.write_phantom_case(case, folder)
-        ct = sitk.ReadImage(str(folder / "ct.nii.gz"))
-        labels = sitk.ReadImage(str(folder / "labels.nii.gz"))
+        slices = Path(tmp) / "slices.png"
         pictures.orthogonal_slices_png(
-            ct, path, labels=labels, title="SpineAI: lumbosacral CT phantom, canonical labels", overwrite=True
+            case.image, slices, labels=case.labels, title=f"SpineAI phantom {seed}: CT with canonical labels"
         )
+        left = Image.open(slices).convert("RGB")
+    right = Image.fromarray(_surface_render(case.labels, size=(left.height, left.height)))
+    canvas = Image.new("RGB", (left.width + right.width, left.height), (255, 255, 255))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
     print(f"wrote {path.relative_to(REPO)}")
 
 

@@ -205,8 +205,15 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._parameterNode.inputVolume = volumeNode
                 self.ui.caseStatusLabel.text = _("Loaded {name}.").format(name=volumeNode.GetName())
 
-        with slicer.util.tryWithErrorDisplay(_("Failed to start the phantom generator."), waitCursor=True):
-            self._phantomJob = self.logic.startPhantom(seed, onProgress=onProgress, onDone=onDone)
+        try:
+            with slicer.util.tryWithErrorDisplay(
+                _("Failed to start the phantom generator."), waitCursor=True
+            ):
+                self._phantomJob = self.logic.startPhantom(seed, onProgress=onProgress, onDone=onDone)
+        except Exception:  # already shown to the user and logged by tryWithErrorDisplay
+            self._phantomJob = None
+            self.ui.progressBar.hide()
+            self.ui.caseStatusLabel.text = _("The phantom generator could not start.")
         self._updateButtons()
 
     def onSegmentCase(self) -> None:

@@ -144,7 +144,9 @@ class SpineAIGradingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             installed = self.logic.gradingModels(family)
         except Exception as exc:  # the engine could not list its models: say why instead of an empty list
             installed = []
-            self.ui.noModelsLabel.text = _("The SpineAI engine could not list its models: {error}").format(error=str(exc))
+            self.ui.noModelsLabel.text = _("The SpineAI engine could not list its models: {error}").format(
+                error=str(exc)
+            )
         else:
             self.ui.noModelsLabel.text = self.logic.noModelsText(family)
         for row, model in zip(tables.model_rows(installed), installed, strict=True):

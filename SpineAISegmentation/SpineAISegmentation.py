@@ -36,6 +36,8 @@ from SpineAILib.process import BackgroundProcess, ProcessResult, python_executab
 #: segment node attributes recording where a segmentation came from
 ATTRIBUTE_ENGINE_OUTPUT = "SpineAI.EngineOutputFolder"
 ATTRIBUTE_ENGINE_VERSION = "SpineAI.EngineVersion"
+#: application setting: the site weights file the user chose last
+SETTINGS_WEIGHTS_FILE = "SpineAI/SegmentationWeightsFile"
 #: structures every lumbosacral result must contain for triangle measurement
 REQUIRED_FOR_TRIANGLES = ("L5", "S1")
 
@@ -149,6 +151,9 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.updateTableButton.connect("clicked(bool)", self.onUpdateTableButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
         self.ui.progressBar.hide()
+        # site weights are a per-user choice (application settings), not part of the scene
+        self.ui.weightsPathLineEdit.currentPath = self.logic.userWeightsFile()
+        self.ui.weightsPathLineEdit.connect("currentPathChanged(QString)", self.logic.setUserWeightsFile)
 
         self.initializeParameterNode()
 
@@ -234,23 +239,29 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.ui.statusLabel.text = _("Cancelling...")
             return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
-            _hubLogic().ensureDependencies(askConfirmation=True)
-            self.ui.logTextEdit.clear()
-            self.ui.progressBar.value = 0
-            self.ui.progressBar.show()
-            self.ui.statusLabel.text = _("Starting the SpineAI engine...")
-            self._job = self.logic.startSegmentation(
-                p.inputVolume,
-                p.outputSegmentation,
-                device=p.device,
-                mode=p.mode,
-                showSurfaces=p.showSurfaces,
-                smoothing=p.surfaceSmoothing,
-                onProgress=self._onProgress,
-                onLine=self._onLine,
-                onDone=self._onDone,
-            )
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
+                _hubLogic().ensureDependencies(askConfirmation=True)
+                self.ui.logTextEdit.clear()
+                self.ui.progressBar.value = 0
+                self.ui.progressBar.show()
+                self.ui.statusLabel.text = _("Starting the SpineAI engine...")
+                self._job = self.logic.startSegmentation(
+                    p.inputVolume,
+                    p.outputSegmentation,
+                    device=p.device,
+                    mode=p.mode,
+                    weights=self.ui.weightsPathLineEdit.currentPath or None,
+                    showSurfaces=p.showSurfaces,
+                    smoothing=p.surfaceSmoothing,
+                    onProgress=self._onProgress,
+                    onLine=self._onLine,
+                    onDone=self._onDone,
+                )
+        except Exception:  # already shown to the user and logged by tryWithErrorDisplay
+            self._job = None
+            self.ui.progressBar.hide()
+            self.ui.statusLabel.text = _("Segmentation could not start.")
         self._onParameterNodeModified()
 
     def _onProgress(self, update) -> None:
@@ -342,6 +353,15 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             )
 
     @staticmethod
+    def userWeightsFile() -> str:
+        """The site weights the user chose last ("" = the engine's shipped model)."""
+        return str(slicer.util.settingsValue(SETTINGS_WEIGHTS_FILE, ""))
+
+    @staticmethod
+    def setUserWeightsFile(path: str) -> None:
+        qt.QSettings().setValue(SETTINGS_WEIGHTS_FILE, str(path or ""))
+
+    @staticmethod
     def rememberUserDefaults(parameterNode: SpineAISegmentationParameterNode) -> None:
         import SpineAI
 
@@ -400,6 +420,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         outputSegmentation=None,
         device: str = "cpu",
         mode: str = "fast",
+        weights=None,
         showSurfaces: bool = True,
         smoothing: float = 0.5,
         onProgress=None,
@@ -411,7 +432,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         ``onDone(segmentationNode or None, ProcessResult, error text)`` is called once (also on cancel).
         """
         self.checkInputVolume(inputVolume)
-        command, outputDir = self._prepare(inputVolume, device, mode)
+        command, outputDir = self._prepare(inputVolume, device, mode, weights)
 
         def finished(result: ProcessResult) -> None:
             segmentation, error = None, result.error
@@ -447,6 +468,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         outputSegmentation=None,
         device: str = "cpu",
         mode: str = "fast",
+        weights=None,
         showSurfaces: bool = True,
         smoothing: float = 0.5,
         timeout: float | None = None,
@@ -458,7 +480,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             RuntimeError: the engine failed (its plain-words error) or was cancelled.
         """
         self.checkInputVolume(inputVolume)
-        command, outputDir = self._prepare(inputVolume, device, mode)
+        command, outputDir = self._prepare(inputVolume, device, mode, weights)
         result = _hubLogic().runEngine(command, timeout=timeout)
         if not result.succeeded:
             raise RuntimeError(result.error or _("Segmentation was cancelled."))
@@ -580,6 +602,13 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             segment = segmentation.GetSegment(segmentId)
             if spec.terminology:
                 segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology)
+
+    @staticmethod
+    def terminologyTag(segment) -> str:
+        """The segment's ``TerminologyEntry`` tag ("" when absent)."""
+        value = vtk.mutable("")
+        segment.GetTag(segment.GetTerminologyEntryTagName(), value)
+        return str(value)
 
     # ------------------------------------------------------------------ table
     @staticmethod
@@ -761,7 +790,7 @@ class SpineAISegmentationTest(ScriptedLoadableModuleTest):
             for got, want in zip(segment.GetColor(), spec.color, strict=True):
                 self.assertAlmostEqual(got, want, places=3)
             if spec.terminology:
-                self.assertEqual(segment.GetTag(segment.GetTerminologyEntryTagName()), spec.terminology)
+                self.assertEqual(logic.terminologyTag(segment), spec.terminology)
         self.assertEqual(seg.GetNodeReference(seg.GetReferenceImageGeometryReferenceRole()), volume)
         l5 = slicer.util.arrayFromSegmentBinaryLabelmap(
             seg, segmentation.GetSegmentIdBySegmentName("L5"), volume

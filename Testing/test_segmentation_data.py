@@ -266,3 +266,28 @@ def test_sitk_roundtrip_of_written_case_keeps_geometry(tmp_path: Path):
     lm = io.read_labelmap(folder / "labels.nii.gz")
     assert ct.GetSize() == lm.image.GetSize()
     assert set(lm.structures_present()) == set(TINY_CLASSES[1:])
+
+
+def test_real_verse_case_is_prepared_in_canonical_orientation():
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct" / "verse014"
+    if not shared.is_dir():
+        pytest.skip(f"public test data not found at {shared}")
+    from spineai.segmentation.data import CaseFiles
+
+    case = CaseFiles(
+        "verse014",
+        shared / "sub-verse014_ct.nii.gz",
+        shared / "sub-verse014_seg-vert_msk.nii.gz",
+        io.resolve_mapping("verse"),
+    )
+    prepared = prepare_case(case, CT_CLASS_NAMES, (32, 64, 64))
+    idx = CT_CLASS_NAMES.index
+    present = set(np.unique(prepared.classes).tolist())
+    assert {idx("L3"), idx("L4"), idx("L5")} <= present  # L1, L2 are not classes of the CT model: background
+    centroid = {n: np.argwhere(prepared.classes == idx(n)).mean(axis=0) for n in ("L3", "L4", "L5")}
+    # array axis 0 runs inferior -> superior after to_canonical (the file is stored PIR)
+    assert centroid["L5"][0] < centroid["L4"][0] < centroid["L3"][0]
+    verse = sitk.GetArrayFromImage(sitk.ReadImage(str(case.labels)))
+    l4_mm3 = (verse == 23).sum() * np.prod(sitk.ReadImage(str(case.labels)).GetSpacing())
+    assert (prepared.classes == idx("L4")).sum() == pytest.approx(l4_mm3, rel=0.05)
+    assert prepared.hu.max() > 300 and prepared.hu.min() < -100

@@ -80,6 +80,8 @@ def segment_command(
     device: str = "cpu",
     mode: str = "fast",
     overwrite: bool = False,
+    weights: str | os.PathLike | None = None,
+    surfaces: bool = True,
     python: str | None = None,
     root: str | os.PathLike | None = None,
 ) -> EngineCommand:
@@ -91,6 +93,9 @@ def segment_command(
         device: ``"cpu"`` or ``"cuda"``.
         mode: ``"fast"`` (coarser, for CPUs) or ``"paper"`` (the paper's sliding-window configuration).
         overwrite: allow replacing files in an existing ``output_dir``.
+        weights: site-trained ``.safetensors`` (card beside it); ``None``: the engine's shipped model.
+        surfaces: let the engine write ``surfaces/*.vtp`` (Slicer builds its own closed surfaces, so the
+            module passes ``False`` to save time).
         python: interpreter (Slicer: ``PythonSlicer``); default: the running one.
         root: folder holding the ``spineai`` package; default :func:`engine_root`.
     """
@@ -109,6 +114,10 @@ def segment_command(
         "--mode",
         mode,
     ]
+    if weights is not None and str(weights) not in ("", "."):
+        argv += ["--weights", str(weights)]
+    if not surfaces:
+        argv.append("--no-surfaces")
     if overwrite:
         argv.append("--overwrite")
     return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
@@ -117,6 +126,7 @@ def segment_command(
 def phantom_command(
     output_dir: str | os.PathLike,
     seed: int = 7,
+    spacing_mm: float | None = None,
     overwrite: bool = False,
     python: str | None = None,
     root: str | os.PathLike | None = None,

@@ -114,6 +114,13 @@ _CAPABILITY_PARSERS: tuple[tuple[str, str, str | None], ...] = (
     ("spineai.segmentation.cli", "add_segment_parser", None),
     ("spineai.segmentation.cli", "add_train_parser", "train"),
     ("spineai.segmentation.cli", "add_evaluate_parser", "evaluate"),
+    ("spineai.planning.cli", "add_measure_parser", None),
+    ("spineai.planning.cli", "add_plan_parser", None),
+    ("spineai.grading.cli", "add_grade_parser", None),
+    ("spineai.grading.cli", "add_evaluate_parser", "evaluate"),
+    ("spineai.outcome.cli", "add_outcome_parser", None),
+    ("spineai.outcome.cli", "add_train_parser", "train"),
+    ("spineai.outcome.cli", "add_evaluate_parser", "evaluate"),
 )
 
 

@@ -108,10 +108,16 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    from ..outputs import prepare_output_dir
+    from ..errors import InputError, OutputExistsError
     from .inference import segment
 
-    prepare_output_dir(args.out, overwrite=args.overwrite)  # refuse before the slow part
+    out = Path(args.out)
+    if not Path(args.input).exists():
+        raise InputError(
+            f"Input '{args.input}' does not exist.", "check the path of the CT file or DICOM folder"
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise OutputExistsError(out)  # refuse before the slow part, without creating anything
     result = segment(
         args.input,
         weights=args.weights,
@@ -121,7 +127,9 @@ def _run_segment(args: argparse.Namespace) -> int:
         require_levels=args.require_levels,
     )
     formats = ("vtp", "stl") if args.stl else ("vtp",)
-    written = result.save(args.out, overwrite=True, surfaces=not args.no_surfaces, surface_formats=formats)
+    written = result.save(
+        out, overwrite=args.overwrite, surfaces=not args.no_surfaces, surface_formats=formats
+    )
     print(f"Segmentation of {args.input} -> {Path(args.out).resolve()}")
     for name in ("segmentation", "labels", "labels_json", "summary"):
         print(f"  {name:<13} {written[name]}")

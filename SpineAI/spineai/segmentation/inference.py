@@ -56,6 +56,8 @@ BONE_HU = 250.0
 REGION_MARGIN_MM = 25.0
 #: smallest volume (mm3) for a predicted structure to count as present in the field of view
 MIN_PRESENT_MM3 = 100.0
+#: above this size (bytes, float32) the summed-probability volume is accumulated in float16
+ACCUMULATOR_LIMIT_BYTES = 1 << 30
 #: plausible voxel spacing (mm)
 SPACING_RANGE_MM = (0.05, 10.0)
 
@@ -230,10 +232,10 @@ def fast_windows(
             window.append(w)
             overlap.append(0.0)
             continue
-        # MONAI steps by int(w * (1 - overlap)); choose the overlap so that `count` steps cover `size`
+        # MONAI steps by int(w * (1 - overlap)); aim half a voxel above the step so rounding cannot shorten it
         step = math.ceil((size - w) / (count - 1))
         window.append(w)
-        overlap.append(max(0.0, min(0.9, 1.0 - step / w)))
+        overlap.append(max(0.0, 1.0 - (step + 0.5) / w))
     return tuple(window), tuple(overlap)
 
 
@@ -282,7 +284,14 @@ def predict_classes(
     done = [0]
     use_amp = (device.startswith("cuda")) if amp is None else amp
 
+    # MONAI accumulates in the input's dtype: half precision halves the summed-probability volume, used
+    # when it would exceed ACCUMULATOR_LIMIT_BYTES in single precision (argmax ties aside, same result)
+    classes = getattr(network, "config", {}).get("out_channels", None)
+    half = classes is not None and 4 * int(classes) * int(np.prod(volume.shape)) > ACCUMULATOR_LIMIT_BYTES
+    out_dtype = torch.float16 if half else torch.float32
+
     def softmax_network(x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
         if use_amp and device.startswith("cuda"):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = network(x)
@@ -291,7 +300,7 @@ def predict_classes(
         done[0] += x.shape[0]
         if progress is not None:
             progress(min(done[0], total), total)
-        return torch.softmax(logits.float(), dim=1)
+        return torch.softmax(logits.float(), dim=1).to(out_dtype)
 
     inferer = SlidingWindowInferer(
         roi_size=tuple(int(w) for w in window),
@@ -303,7 +312,7 @@ def predict_classes(
         sw_device=device,
         device="cpu",
     )
-    x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None]
+    x = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None].to(out_dtype)
     with torch.inference_mode():
         summed = inferer(x, softmax_network)
     return summed[0].argmax(dim=0).to(torch.uint8).numpy()

@@ -267,7 +267,8 @@ def evaluate_segmentation(
 
     Each case is scored on its own CT's grid: the prediction (already resampled onto the input grid) is
     compared with the case's label map converted to canonical values and resampled (nearest neighbour)
-    onto the same grid. Structures are the model's classes; the bone/nerve figures use
+    onto the same grid. Structures are the model's classes; labelled structures the model does not predict
+    (e.g. L1 and L2 of a VerSe mask) count as background. The bone/nerve figures use
     ``anatomy.to_three_class`` on both.
     """
     import SimpleITK as sitk
@@ -291,6 +292,8 @@ def evaluate_segmentation(
         truth = io.resample_like(truth, result.labels, is_label=True)
         pred_arr = sitk.GetArrayViewFromImage(result.labels)
         true_arr = sitk.GetArrayViewFromImage(truth)
+        # structures the model does not predict (e.g. L1, L2 in a VerSe mask) are background for scoring
+        true_arr = np.where(np.isin(true_arr, list(structures.values())), true_arr, 0).astype(np.uint8)
         spacing = result.labels.GetSpacing()
         results.append(
             {

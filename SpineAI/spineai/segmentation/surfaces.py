@@ -111,7 +111,7 @@ def mask_surface(
         last = smoother
     transform = vtk.vtkTransform()
     transform.SetMatrix(_index_to_physical_matrix(binary, start))
-    to_physical = vtk.vtkTransformPolyDataFilter()
+    to_physical = vtk.vtkTransformFilter()
     to_physical.SetInputConnection(last.GetOutputPort())
     to_physical.SetTransform(transform)
     normals = vtk.vtkPolyDataNormals()

@@ -1,0 +1,161 @@
+"""SpineAISegmentation in Slicer on the engine's phantom: segment, check the nodes, correct, export, cancel.
+
+Run headless (see docs/slicer.md)::
+
+    Slicer --no-splash --no-main-window --testing \
+      --additional-module-paths SpineAI SpineAISegmentation SpineAIGrading \
+      --python-code "import slicer.testing; slicer.testing.runUnitTest(['SpineAISegmentation/Testing/Python'], 'SpineAISegmentationWorkflowTest')"
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest
+
+
+def _dice(a, b) -> float:
+    a, b = np.asarray(a) > 0, np.asarray(b) > 0
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2.0 * (a & b).sum() / total)
+
+
+class SpineAISegmentationWorkflowTest(ScriptedLoadableModuleTest):
+    """The segment -> correct -> export workflow with real nodes."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def _phantom(self, seed: int):
+        import SpineAI
+
+        return SpineAI.SpineAILogic().loadPhantom(seed=seed, timeout=600)
+
+    def _requireShippedModel(self):
+        from spineai.segmentation.inference import DEFAULT_MODEL
+        from spineai.weights import MODELS_DIR
+
+        if not (MODELS_DIR / f"{DEFAULT_MODEL}.json").is_file():
+            self.skipTest(f"the engine ships no CT segmentation model ({DEFAULT_MODEL}) yet")
+
+    def test_segment_correct_and_export_a_phantom(self):
+        import SimpleITK as sitk
+        from SpineAILib import labels
+
+        import SpineAISegmentation
+
+        self._requireShippedModel()
+        volume = self._phantom(seed=5)
+        phantomFolder = Path(volume.GetAttribute("SpineAI.PhantomFolder"))
+        logic = SpineAISegmentation.SpineAISegmentationLogic()
+        seg = logic.process(volume, device="cpu", mode="fast", showSurfaces=True, timeout=1800)
+
+        # one named, coloured, tagged segment per structure of the engine's sidecar
+        engineFolder = Path(seg.GetAttribute(SpineAISegmentation.ATTRIBUTE_ENGINE_OUTPUT))
+        sidecar = labels.read_label_sidecar(engineFolder / "labels.json")
+        segmentation = seg.GetSegmentation()
+        names = sorted(
+            segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())
+        )
+        self.assertEqual(names, sorted(s.name for s in sidecar.specs))
+        self.assertIn("L5", names)
+        self.assertIn("S1", names)
+        for spec in sidecar.specs:
+            segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(spec.name))
+            np.testing.assert_allclose(segment.GetColor(), spec.color, atol=1e-3)
+            if spec.terminology:
+                self.assertEqual(logic.terminologyTag(segment), spec.terminology)
+        self.assertEqual(seg.GetNodeReference(seg.GetReferenceImageGeometryReferenceRole()), volume)
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        self.assertEqual(
+            shNode.GetItemParent(shNode.GetItemByDataNode(seg)),
+            shNode.GetItemParent(shNode.GetItemByDataNode(volume)),
+        )
+        self.assertTrue(segmentation.ContainsRepresentation("Closed surface"))
+        self.assertIsNotNone(logic.lastTable)
+        self.assertEqual(logic.lastTable.GetNumberOfRows(), len(sidecar.specs))
+
+        # agrees with the phantom's exact labels on the bones
+        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(phantomFolder / "labels.nii.gz")))
+        for name in ("L5", "S1"):
+            mask = slicer.util.arrayFromSegmentBinaryLabelmap(
+                seg, segmentation.GetSegmentIdBySegmentName(name), volume
+            )
+            value = sidecar.by_name()[name].label
+            self.assertGreater(_dice(mask, truth == value), 0.5, f"{name} disagrees with the phantom truth")
+
+        # correct in the Segment Editor: it opens on this segmentation and CT
+        editor = logic.openInSegmentEditor(seg, volume)
+        self.assertEqual(editor.segmentationNode(), seg)
+        self.assertEqual(editor.sourceVolumeNode(), volume)
+        l5Id = segmentation.GetSegmentIdBySegmentName("L5")
+        l5 = slicer.util.arrayFromSegmentBinaryLabelmap(seg, l5Id, volume)
+        slices = np.nonzero(l5.any(axis=(1, 2)))[0]
+        corrected = l5.copy()
+        corrected[slices[0]] = 0  # an annotator erases the lowest L5 slice
+        slicer.util.updateSegmentBinaryLabelmapFromArray(corrected, seg, l5Id, volume)
+
+        table = logic.updateStructureTable(seg, volume, logic.lastTable)
+        rows = {table.GetCellText(r, 0): r for r in range(table.GetNumberOfRows())}
+        self.assertEqual(int(float(table.GetCellText(rows["L5"], 2))), int(corrected.sum()))
+
+        # export for retraining: the layout training reads, the correction recorded
+        folder = Path(slicer.util.tempDirectory("SpineAI-export-test-"))
+        case = logic.exportForRetraining(volume, seg, folder, "phantom 5")
+        self.assertEqual(case, folder / "phantom_5")
+        for name in ("ct.nii.gz", "labels.nii.gz", "labels.json", "provenance.json"):
+            self.assertTrue((case / name).is_file(), name)
+        exported = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "labels.nii.gz")))
+        self.assertEqual(int((exported == sidecar.by_name()["L5"].label).sum()), int(corrected.sum()))
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(sitk.ReadImage(str(case / "ct.nii.gz"))),
+            slicer.util.arrayFromVolume(volume),
+        )
+        provenance = json.loads((case / "provenance.json").read_text(encoding="utf-8"))
+        self.assertEqual(provenance["edited_segments"], ["L5"])
+        self.assertTrue(provenance["edited_segments_known"])
+        self.assertEqual(provenance["input_volume"], volume.GetName())
+        again = logic.exportForRetraining(volume, seg, folder, "phantom 5")
+        self.assertEqual(again, folder / "phantom_5_2")  # never overwritten
+
+        from spineai.segmentation.data import find_cases
+
+        self.assertEqual([c.case_id for c in find_cases(folder)], ["phantom_5", "phantom_5_2"])
+
+    def test_cancel_leaves_the_scene_unchanged(self):
+        import SpineAISegmentation
+
+        volume = self._phantom(seed=6)
+        before = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+        outcome = []
+        logic = SpineAISegmentation.SpineAISegmentationLogic()
+        job = logic.startSegmentation(
+            volume, onDone=lambda node, result, error: outcome.append((node, result))
+        )
+        job.cancel()
+        deadline = time.monotonic() + 120
+        while not outcome and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertTrue(outcome, "the cancelled segmentation never reported back")
+        node, result = outcome[0]
+        self.assertIsNone(node)
+        self.assertTrue(result.cancelled)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), before)
+
+    def test_single_slice_and_label_map_inputs_are_refused(self):
+        import SpineAISegmentation
+
+        logic = SpineAISegmentation.SpineAISegmentationLogic()
+        flat = slicer.util.addVolumeFromArray(np.zeros((1, 32, 32), np.int16), name="one slice")
+        with self.assertRaisesRegex(ValueError, "single slice"):
+            logic.process(flat)
+        labelmap = slicer.util.addVolumeFromArray(
+            np.zeros((8, 8, 8), np.uint8), name="labels", nodeClassName="vtkMRMLLabelMapVolumeNode"
+        )
+        with self.assertRaisesRegex(ValueError, "label map"):
+            logic.process(labelmap)
