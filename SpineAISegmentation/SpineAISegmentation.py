@@ -64,21 +64,28 @@ class SpineAISegmentation(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Segmentation after Fan et al., AJNR 2019 (SPINECT: 3D U-Net for bone and nerve on CT)."
         )
-        slicer.app.connect("startupCompleted()", self.loadTerminology)
+        slicer.app.connect("startupCompleted()", registerTerminology)
 
-    def loadTerminology(self) -> None:
-        """Register the engine's terminology context (lumbar levels, sacrum, ilium, discs, dural sac, nerve
-        roots by level and side) with Slicer, so segment tags resolve and the terminology selector lists them."""
-        try:
-            from spineai import anatomy
 
-            path = anatomy.terminology_json_path()
-            terminologies = slicer.modules.terminologies.logic()
-        except (ImportError, AttributeError) as exc:
-            logging.warning("SpineAI terminology not registered: %s", exc)
-            return
-        if path.is_file():
-            terminologies.LoadTerminologyFromFile(str(path))
+_terminologyRegistered = False
+
+
+def registerTerminology() -> None:
+    """Register the engine's terminology context (lumbar levels, sacrum, ilium, discs, dural sac, nerve roots
+    by level and side) with Slicer once, so segment tags resolve and the terminology selector lists them."""
+    global _terminologyRegistered
+    if _terminologyRegistered:
+        return
+    try:
+        from spineai import anatomy
+
+        path = anatomy.terminology_json_path()
+        terminologies = slicer.modules.terminologies.logic()
+    except (ImportError, AttributeError) as exc:
+        logging.warning("SpineAI terminology not registered: %s", exc)
+        return
+    if path.is_file() and terminologies.LoadTerminologyFromFile(str(path)):
+        _terminologyRegistered = True
 
 
 #
@@ -503,6 +510,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         sidecar with its terminology tag; the input volume is the reference geometry; the node goes under
         the input's study and gets the input's parent transform; smoothed surfaces are shown on request.
         """
+        registerTerminology()
         outputs = engine.SegmentOutputs(Path(outputDir)).check()
         sidecar = labels.read_label_sidecar(outputs.sidecar)
         byLabel = sidecar.by_label()

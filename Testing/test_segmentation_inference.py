@@ -270,3 +270,23 @@ def test_real_ct_passes_the_checks_and_mri_is_refused():
     mri = io.read_image(SHARED / "ivd_sagittal_t2" / "11_image.nii.gz")
     with pytest.raises(InputError, match="MRI"):
         check_ct_image(mri, "sagittal T2")
+
+
+def test_default_model_comes_from_the_registry(tmp_path: Path, monkeypatch):
+    import spineai.weights as weights_module
+    from spineai.weights import load_card, save_weights
+
+    image, _ = synthetic_case(0)
+    monkeypatch.setattr(weights_module, "MODELS_DIR", tmp_path / "models")
+    with pytest.raises(WeightsError, match="No shipped CT segmentation model") as info:
+        segment(image)
+    assert "train_demo_segmentation.py" in str(info.value) and "--weights" in str(info.value)
+    trained = tiny_weights(tmp_path)
+    card = load_card(trained)
+    card.name = "spinect_ct_demo"
+    from spineai.weights import load_state_dict
+
+    save_weights(load_state_dict(trained), tmp_path / "models" / "spinect_ct_demo.safetensors", card)
+    result = segment(image, device="cpu")
+    assert result.model["name"] == "spinect_ct_demo"
+    assert result.model["sha256"] == load_card(tmp_path / "models" / "spinect_ct_demo.safetensors").sha256

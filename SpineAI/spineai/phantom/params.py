@@ -28,26 +28,166 @@ _NOMINAL: dict[str, dict[str, float]] = {
     # body W x D x H, canal width (interpedicular) and depth, pedicle w/h/length/convergence,
     # lamina thickness, spinous length/height, transverse process length/height/thickness,
     # superior articular process rise/thickness/length, facet angle to the sagittal plane
-    "L1": dict(bw=42, bd=30, bh=25, cw=22, cd=17, pw=8, ph=15, pl=14, pc=10, lt=6, sl=28, sh=22, tl=20, th=10,
-               tt=6, sr=10, st=7, sa=11, fa=30),
-    "L2": dict(bw=44, bd=32, bh=26, cw=22, cd=16.5, pw=8.5, ph=15, pl=14.5, pc=11, lt=6, sl=28, sh=23, tl=23,
-               th=10, tt=6, sr=10, st=7, sa=11.5, fa=32),
-    "L3": dict(bw=46, bd=33, bh=27, cw=23, cd=16, pw=10, ph=15, pl=15, pc=13, lt=6, sl=27, sh=23, tl=26, th=10,
-               tt=6.5, sr=10, st=7.5, sa=12, fa=35),
-    "L4": dict(bw=49, bd=34, bh=27, cw=24, cd=16, pw=11, ph=14, pl=15, pc=16, lt=6.5, sl=25, sh=21, tl=22,
-               th=11, tt=7, sr=10, st=8, sa=12.5, fa=45),
-    "L5": dict(bw=51, bd=35, bh=26, cw=26, cd=16, pw=14, ph=13.5, pl=14, pc=24, lt=7, sl=22, sh=18, tl=17,
-               th=14, tt=10, sr=10, st=8.5, sa=13, fa=50),
-    "L6": dict(bw=51, bd=35, bh=25, cw=26, cd=16, pw=14, ph=13.5, pl=14, pc=24, lt=7, sl=21, sh=17, tl=16,
-               th=14, tt=10, sr=10, st=8.5, sa=13, fa=50),
-    "S1": dict(bw=50, bd=34, bh=27, cw=30, cd=14, pw=15, ph=13, pl=14, pc=28, lt=8, sl=14, sh=14, tl=0, th=0,
-               tt=0, sr=10, st=9, sa=13, fa=50),
+    "L1": dict(
+        bw=42,
+        bd=30,
+        bh=25,
+        cw=22,
+        cd=17,
+        pw=8,
+        ph=15,
+        pl=14,
+        pc=10,
+        lt=6,
+        sl=28,
+        sh=22,
+        tl=20,
+        th=10,
+        tt=6,
+        sr=10,
+        st=7,
+        sa=11,
+        fa=30,
+    ),
+    "L2": dict(
+        bw=44,
+        bd=32,
+        bh=26,
+        cw=22,
+        cd=16.5,
+        pw=8.5,
+        ph=15,
+        pl=14.5,
+        pc=11,
+        lt=6,
+        sl=28,
+        sh=23,
+        tl=23,
+        th=10,
+        tt=6,
+        sr=10,
+        st=7,
+        sa=11.5,
+        fa=32,
+    ),
+    "L3": dict(
+        bw=46,
+        bd=33,
+        bh=27,
+        cw=24,
+        cd=16,
+        pw=10,
+        ph=15,
+        pl=15,
+        pc=13,
+        lt=6,
+        sl=27,
+        sh=23,
+        tl=26,
+        th=10,
+        tt=6.5,
+        sr=10,
+        st=7.5,
+        sa=12,
+        fa=35,
+    ),
+    "L4": dict(
+        bw=49,
+        bd=34,
+        bh=27,
+        cw=25,
+        cd=16,
+        pw=11,
+        ph=14,
+        pl=15,
+        pc=16,
+        lt=6.5,
+        sl=25,
+        sh=21,
+        tl=22,
+        th=11,
+        tt=7,
+        sr=10,
+        st=8,
+        sa=12.5,
+        fa=45,
+    ),
+    "L5": dict(
+        bw=51,
+        bd=35,
+        bh=26,
+        cw=27,
+        cd=16,
+        pw=14,
+        ph=13.5,
+        pl=14,
+        pc=24,
+        lt=7,
+        sl=22,
+        sh=18,
+        tl=17,
+        th=14,
+        tt=10,
+        sr=10,
+        st=8.5,
+        sa=13,
+        fa=50,
+    ),
+    "L6": dict(
+        bw=51,
+        bd=35,
+        bh=25,
+        cw=26,
+        cd=16,
+        pw=14,
+        ph=13.5,
+        pl=14,
+        pc=24,
+        lt=7,
+        sl=21,
+        sh=17,
+        tl=16,
+        th=14,
+        tt=10,
+        sr=10,
+        st=8.5,
+        sa=13,
+        fa=50,
+    ),
+    "S1": dict(
+        bw=50,
+        bd=34,
+        bh=27,
+        cw=30,
+        cd=14,
+        pw=15,
+        ph=13,
+        pl=14,
+        pc=28,
+        lt=8,
+        sl=14,
+        sh=14,
+        tl=0,
+        th=0,
+        tt=0,
+        sr=10,
+        st=9,
+        sa=13,
+        fa=50,
+    ),
 }
-_DISC_HEIGHT: dict[str, float] = {"L1-L2": 9.0, "L2-L3": 10.0, "L3-L4": 10.5, "L4-L5": 11.0, "L5-L6": 11.0,
-                                  "L5-S1": 10.5, "L6-S1": 10.5}
-_ROOT_DESCENT: dict[str, float] = {"L1": 32, "L2": 34, "L3": 36, "L4": 40, "L5": 44, "L6": 44}
+_DISC_HEIGHT: dict[str, float] = {
+    "L1-L2": 9.0,
+    "L2-L3": 10.0,
+    "L3-L4": 10.8,
+    "L4-L5": 11.5,
+    "L5-L6": 11.5,
+    "L5-S1": 11.5,
+    "L6-S1": 11.5,
+}
+_ROOT_DESCENT: dict[str, float] = {"L1": 32, "L2": 33, "L3": 35, "L4": 38, "L5": 40, "L6": 40}
 #: share of the lordosis carried by each disc, counted from the sacrum upwards
-_LORDOSIS_SHARES = (0.42, 0.32, 0.22, 0.14, 0.09, 0.06)
+_LORDOSIS_SHARES = (0.40, 0.33, 0.27, 0.16, 0.10, 0.06)
 
 
 @dataclass
@@ -118,13 +258,15 @@ class ForamenParams:
 
     Attributes:
         height_mm: foraminal height: distance, along the lower vertebra's axis, from the lowest point of
-            the upper pedicle to the highest point of the lower pedicle, 15..24 (reduced by stenosis).
-            Realised by placing the upper pedicle vertically in its body (clamped so it stays inside
-            the body; the realised value is in ``truth["morphometry"]``).
+            the upper pedicle to the highest point of the lower pedicle; sampled about 14..21 at the
+            lumbosacral level and 15.5..22.5 above, then kept within what the upper body allows (reduced
+            by stenosis). Realised by placing the upper pedicle vertically in its body (kept inside the
+            body; the realised value is in ``truth["morphometry"]``, a difference is listed in its notes).
         width_mm: foraminal width: antero-posterior distance at the disc's mid-height from the posterior
-            disc margin to the anterior face of the lower vertebra's superior articular process, 6..10.
+            disc margin to the anterior face of the lower vertebra's superior articular process, 6.8..10
+            (wider where the exiting root needs the room).
         facet_overhang_mm: how far the lateral border of the lower vertebra's SAP lies lateral of the
-            start of the exiting root's foraminal segment, in the reference (posteroanterior) view, 0..5.
+            start of the exiting root's foraminal segment, in the reference (posteroanterior) view, 0..2.4.
             Controls the height edge of Kambin's triangle.
     """
 
@@ -138,18 +280,18 @@ class RootParams:
     """One spinal nerve root (key = canonical name, ``"root_L5_left"``).
 
     Attributes:
-        diameter_mm: diameter of the root in its straight foraminal segment, 3.6..6.4 (the traversing,
+        diameter_mm: diameter of the root in its straight foraminal segment, 3.4..6.0 (the traversing,
             lateral-recess part is 0.75 of it; the dorsal root ganglion 1.2x, within the foramen).
         descent_deg: angle of descent of the foraminal segment below the lower endplate plane, seen in
-            the posteroanterior view of the lower vertebra, 30..58 (lumbar roots only).
+            the posteroanterior view of the lower vertebra, 28..55 (lumbar roots only).
         anterior_deg: angle of the foraminal segment's horizontal course in front of the pure lateral
-            direction (the root runs laterally, anteriorly and inferiorly), 10..40.
+            direction (the root runs laterally, anteriorly and inferiorly), 12..36.
         takeoff_mm: where the root leaves the dural sac, in mm above the inferior endplate of the vertebra
-            above its own (i.e. above the disc it traverses), -4..6.
+            above its own (i.e. above the disc it traverses), -3..5.
         exit_inset_mm: distance, in the reference view, from the start of the foraminal segment (under
-            the pedicle) to the lateral border of the vertebral body above it, 0.8..4.5.
+            the pedicle) to the lateral border of the vertebral body above it, 1.9..4.3.
         clearance_fraction: distance from the pedicle's lowest point to the root's axis where the
-            foraminal segment starts, as a fraction of the foraminal height, 0.20..0.34 (at least the
+            foraminal segment starts, as a fraction of the foraminal height, 0.16..0.28 (at least the
             root's half-width plus 0.3 mm; stenosis presses the root against the pedicle).
     """
 
@@ -212,10 +354,10 @@ class PhantomParams:
         foramina: per foramen (``"L5-S1/left"``) :class:`ForamenParams`.
         roots: per root (``"root_L5_left"``) :class:`RootParams`.
         lordosis_deg: sum of the wedge angles of the modelled discs (angle between the superior endplate
-            of the most cranial modelled vertebra and the S1 endplate), 22..50.
+            of the most cranial modelled vertebra and the S1 endplate), 20..42 for L3-S1.
         sacral_slope_deg: angle between the S1 superior endplate and the horizontal, 28..50.
         iliac_crest_height_mm: height of the highest point of each iliac crest above the centre of the
-            lumbosacral disc (body-frame z), 5..55; above about 30 the crest hides the L5-S1 window in
+            lumbosacral disc (body-frame z), 8..62; above about 45 the crest usually hides the L5-S1 window in
             the standard oblique view.
         pelvis_width_scale: scale of the iliac wings' lateral spread, 0.9..1.1.
         herniations / stenoses: pathology (possibly empty).
@@ -297,8 +439,14 @@ class PhantomParams:
         d["herniations"] = tuple(Herniation(**h) for h in d.get("herniations", ()))
         d["stenoses"] = tuple(Stenosis(**s) for s in d.get("stenoses", ()))
         d["hu"] = HUParams(**d.get("hu", {}))
-        for key in ("pose_rotation_deg", "pose_translation_mm", "spacing_mm", "fov_mm", "fov_levels",
-                    "fov_center_body_mm"):
+        for key in (
+            "pose_rotation_deg",
+            "pose_translation_mm",
+            "spacing_mm",
+            "fov_mm",
+            "fov_levels",
+            "fov_center_body_mm",
+        ):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -336,7 +484,9 @@ def _check_lumbar_levels(levels: Any) -> tuple[str, ...]:
             "list them in order without gaps, e.g. ('L3', 'L4', 'L5')",
         )
     if "L6" in levels and levels[-1] != "L6":
-        raise InputError(f"lumbar_levels {levels!r}: L6 must be the last lumbar level.", "end the list with L6")
+        raise InputError(
+            f"lumbar_levels {levels!r}: L6 must be the last lumbar level.", "end the list with L6"
+        )
     if "L6" not in levels and levels[-1] != "L5":
         raise InputError(
             f"lumbar_levels {levels!r} must end at L5 (or L6), the vertebra above the sacrum.",
@@ -401,32 +551,41 @@ def sample_params(seed: int, **overrides: Any) -> PhantomParams:
     foramina: dict[str, ForamenParams] = {}
     for i in range(len(all_levels) - 1):
         key = f"{all_levels[i]}-{all_levels[i + 1]}"
-        discs[key] = DiscParams(height_mm=float(_DISC_HEIGHT.get(key, 10.5) * scale * rng.uniform(0.86, 1.14)))
+        discs[key] = DiscParams(
+            height_mm=float(_DISC_HEIGHT.get(key, 11.0) * scale * rng.uniform(0.88, 1.12))
+        )
         for side in SIDES:
             foramina[f"{key}/{side}"] = ForamenParams(
-                height_mm=float(np.clip(rng.normal(20.0, 1.6), 16.0, 24.0)),
+                height_mm=float(
+                    np.clip(rng.normal(17.5, 1.5), 14.0, 21.0)
+                    if key.endswith("S1")
+                    else np.clip(rng.normal(19.0, 1.5), 15.5, 22.5)
+                ),
                 width_mm=float(rng.uniform(6.8, 10.0)),
-                facet_overhang_mm=float(rng.uniform(0.3, 4.5)),
+                facet_overhang_mm=float(rng.uniform(0.0, 2.4)),
             )
     roots: dict[str, RootParams] = {}
     for lv in all_levels:
         for side in SIDES:
             roots[root_name(lv, side)] = RootParams(
-                diameter_mm=float(np.clip(rng.normal(4.9, 0.55), 3.6, 6.4)),
-                descent_deg=float(np.clip(_ROOT_DESCENT.get(lv, 44.0) + rng.normal(0, 6.0), 30.0, 58.0)),
+                diameter_mm=float(np.clip(rng.normal(4.6, 0.5), 3.4, 6.0)),
+                descent_deg=float(np.clip(_ROOT_DESCENT.get(lv, 40.0) + rng.normal(0, 6.0), 28.0, 55.0)),
                 anterior_deg=float(rng.uniform(12.0, 36.0)),
                 takeoff_mm=float(rng.uniform(-3.0, 5.0)),
-                exit_inset_mm=float(rng.uniform(0.8, 4.5)),
-                clearance_fraction=float(rng.uniform(0.2, 0.34)),
+                exit_inset_mm=float(rng.uniform(1.9, 4.3)),
+                clearance_fraction=float(rng.uniform(0.16, 0.28)),
             )
     herniations: list[Herniation] = []
     stenoses: list[Stenosis] = []
     lower_levels = list(discs)[-2:]
     if rng.uniform() < 0.25:
-        herniations.append(Herniation(str(rng.choice(lower_levels)), str(rng.choice(SIDES)),
-                                      float(rng.uniform(3.0, 7.0))))
+        herniations.append(
+            Herniation(str(rng.choice(lower_levels)), str(rng.choice(SIDES)), float(rng.uniform(3.0, 7.0)))
+        )
     if rng.uniform() < 0.2:
-        stenoses.append(Stenosis(str(rng.choice(lower_levels)), str(rng.choice(SIDES)), float(rng.uniform(0.3, 0.9))))
+        stenoses.append(
+            Stenosis(str(rng.choice(lower_levels)), str(rng.choice(SIDES)), float(rng.uniform(0.3, 0.9)))
+        )
     hu = HUParams(
         cortical=float(rng.uniform(1000, 1400)),
         cancellous=float(rng.uniform(150, 300)),
@@ -445,9 +604,9 @@ def sample_params(seed: int, **overrides: Any) -> PhantomParams:
         discs=discs,
         foramina=foramina,
         roots=roots,
-        lordosis_deg=float(rng.uniform(24.0, 48.0)),
+        lordosis_deg=float(rng.uniform(20.0, 42.0)),
         sacral_slope_deg=float(rng.uniform(30.0, 48.0)),
-        iliac_crest_height_mm=float(rng.uniform(5.0, 52.0)),
+        iliac_crest_height_mm=float(rng.uniform(8.0, 62.0)),
         pelvis_width_scale=float(rng.uniform(0.92, 1.08)),
         herniations=tuple(herniations),
         stenoses=tuple(stenoses),
@@ -464,10 +623,40 @@ def sample_params(seed: int, **overrides: Any) -> PhantomParams:
     )
     out = _apply_overrides(params, {k: v for k, v in overrides.items() if k != "lumbar_levels"})
     validate_params(out)
-    return out
+    return _achievable_foraminal_heights(out, overrides.get("foramina", {}))
 
 
-_TABLE_TYPES = {"vertebrae": VertebraParams, "discs": DiscParams, "foramina": ForamenParams, "roots": RootParams}
+def _achievable_foraminal_heights(params: PhantomParams, fixed: Any) -> PhantomParams:
+    """Bring sampled foraminal heights into the range the sampled vertebrae allow.
+
+    The upper pedicle is moved vertically inside its body to realise a foraminal height; when a sampled
+    height lies outside what that body allows, the sampled value is replaced by the achievable one, so that
+    sampled parameters always describe the generated anatomy. Heights given as overrides are kept (the
+    realised value is then reported in the truth's morphometry and notes).
+    """
+    from .geometry import build_anatomy
+
+    anatomy = build_anatomy(params)
+    table = dict(params.foramina)
+    changed = False
+    for key, fg in anatomy.foramina.items():
+        if key in fixed or abs(fg.realised_height_mm - fg.target_height_mm) < 1e-6:
+            continue
+        level, side = key.split("/")
+        sev = max([s.severity for s in params.stenoses if s.level == level and s.side == side], default=0.0)
+        table[key] = dataclasses.replace(
+            table[key], height_mm=float(fg.realised_height_mm / (1.0 - 0.35 * sev))
+        )
+        changed = True
+    return dataclasses.replace(params, foramina=table) if changed else params
+
+
+_TABLE_TYPES = {
+    "vertebrae": VertebraParams,
+    "discs": DiscParams,
+    "foramina": ForamenParams,
+    "roots": RootParams,
+}
 
 
 def _apply_overrides(params: PhantomParams, overrides: dict[str, Any]) -> PhantomParams:
@@ -494,21 +683,37 @@ def _apply_overrides(params: PhantomParams, overrides: dict[str, Any]) -> Phanto
                 try:
                     table[entry] = dataclasses.replace(table[entry], **dict(upd))
                 except TypeError as exc:
-                    raise InputError(f"Bad update for {key}['{entry}']: {exc}.",
-                                     f"use {_TABLE_TYPES[key].__name__} field names") from None
+                    raise InputError(
+                        f"Bad update for {key}['{entry}']: {exc}.",
+                        f"use {_TABLE_TYPES[key].__name__} field names",
+                    ) from None
             changes[key] = table
         elif key == "hu":
-            changes[key] = value if isinstance(value, HUParams) else dataclasses.replace(params.hu, **dict(value))
+            changes[key] = (
+                value if isinstance(value, HUParams) else dataclasses.replace(params.hu, **dict(value))
+            )
         elif key == "herniations":
             changes[key] = tuple(h if isinstance(h, Herniation) else Herniation(**h) for h in value)
         elif key == "stenoses":
             changes[key] = tuple(s if isinstance(s, Stenosis) else Stenosis(**s) for s in value)
         elif key in ("spacing_mm",) and np.isscalar(value):
             changes[key] = (float(value),) * 3
-        elif key in ("pose_rotation_deg", "pose_translation_mm", "spacing_mm", "fov_mm", "fov_center_body_mm",
-                     "fov_levels", "lumbar_levels") and value is not None:
-            changes[key] = tuple(float(v) if key != "fov_levels" and key != "lumbar_levels" else str(v)
-                                 for v in value)
+        elif (
+            key
+            in (
+                "pose_rotation_deg",
+                "pose_translation_mm",
+                "spacing_mm",
+                "fov_mm",
+                "fov_center_body_mm",
+                "fov_levels",
+                "lumbar_levels",
+            )
+            and value is not None
+        ):
+            changes[key] = tuple(
+                float(v) if key != "fov_levels" and key != "lumbar_levels" else str(v) for v in value
+            )
         else:
             changes[key] = value
     return dataclasses.replace(params, **changes)
@@ -516,8 +721,10 @@ def _apply_overrides(params: PhantomParams, overrides: dict[str, Any]) -> Phanto
 
 def _range(name: str, value: float, lo: float, hi: float) -> None:
     if not np.isfinite(value) or not lo <= value <= hi:
-        raise InputError(f"Phantom parameter {name} = {value!r} is outside {lo}..{hi}.",
-                         f"choose {name} between {lo} and {hi}")
+        raise InputError(
+            f"Phantom parameter {name} = {value!r} is outside {lo}..{hi}.",
+            f"choose {name} between {lo} and {hi}",
+        )
 
 
 def validate_params(p: PhantomParams) -> None:
@@ -533,7 +740,9 @@ def validate_params(p: PhantomParams) -> None:
         for side in SIDES:
             f = p.foramina.get(f"{key}/{side}")
             if f is None:
-                raise InputError(f"No foramen parameters for {key}/{side}.", "sample the parameters with sample_params")
+                raise InputError(
+                    f"No foramen parameters for {key}/{side}.", "sample the parameters with sample_params"
+                )
             _range(f"foramina[{key}/{side}].height_mm", f.height_mm, 8.0, 30.0)
             _range(f"foramina[{key}/{side}].width_mm", f.width_mm, 3.0, 14.0)
             _range(f"foramina[{key}/{side}].facet_overhang_mm", f.facet_overhang_mm, -2.0, 8.0)
@@ -564,28 +773,36 @@ def validate_params(p: PhantomParams) -> None:
     for i, t in enumerate(p.pose_translation_mm):
         _range(f"pose_translation_mm[{i}]", t, -200.0, 200.0)
     if len(p.spacing_mm) != 3:
-        raise InputError(f"spacing_mm {p.spacing_mm!r} must have 3 values (x, y, z).", "pass e.g. (0.7, 0.7, 3)")
+        raise InputError(
+            f"spacing_mm {p.spacing_mm!r} must have 3 values (x, y, z).", "pass e.g. (0.7, 0.7, 3)"
+        )
     for i, s in enumerate(p.spacing_mm):
         _range(f"spacing_mm[{i}]", s, 0.1, 10.0)
     if p.fov_mm is not None:
         for i, f in enumerate(p.fov_mm):
-            _range(f"fov_mm[{i}]", f, 5.0, 600.0)
+            _range(f"fov_mm[{i}]", f, 1.0, 600.0)
     if p.fov_levels is not None:
         bad = [v for v in p.fov_levels if v not in p.levels]
         if bad or not p.fov_levels:
-            raise InputError(f"fov_levels {p.fov_levels!r} names levels the phantom does not model.",
-                             f"choose among {', '.join(p.levels)}")
+            raise InputError(
+                f"fov_levels {p.fov_levels!r} names levels the phantom does not model.",
+                f"choose among {', '.join(p.levels)}",
+            )
     _range("noise_hu", p.noise_hu, 0.0, 200.0)
     _range("blur_mm", p.blur_mm, 0.0, 5.0)
     if p.dtype not in ("int16", "float32"):
         raise InputError(f"dtype {p.dtype!r} is not supported.", "use 'int16' or 'float32'")
     for h in p.herniations:
         if h.level not in p.disc_levels or h.side not in SIDES:
-            raise InputError(f"Herniation at {h.level}/{h.side} is not a modelled disc and side.",
-                             f"use a level among {', '.join(p.disc_levels)} and side 'left' or 'right'")
+            raise InputError(
+                f"Herniation at {h.level}/{h.side} is not a modelled disc and side.",
+                f"use a level among {', '.join(p.disc_levels)} and side 'left' or 'right'",
+            )
         _range("herniation size_mm", h.size_mm, 0.5, 12.0)
     for s in p.stenoses:
         if s.level not in p.disc_levels or s.side not in SIDES:
-            raise InputError(f"Stenosis at {s.level}/{s.side} is not a modelled foramen.",
-                             f"use a level among {', '.join(p.disc_levels)} and side 'left' or 'right'")
+            raise InputError(
+                f"Stenosis at {s.level}/{s.side} is not a modelled foramen.",
+                f"use a level among {', '.join(p.disc_levels)} and side 'left' or 'right'",
+            )
         _range("stenosis severity", s.severity, 0.0, 1.0)

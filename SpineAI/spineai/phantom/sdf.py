@@ -86,7 +86,9 @@ class Frame:
 
     def box_corners(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """The 8 corners (8, 3), in parent coordinates, of the local box ``lo..hi``."""
-        corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
+        corners = np.array(
+            [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])]
+        )
         return self.to_parent(corners)
 
 
@@ -186,7 +188,9 @@ class RoundBox(Primitive):
         u = np.asarray(u, dtype=float)
         ul = self.frame.vec_to_local(u)
         inner = np.asarray(self.half) - self.rounding
-        return float(np.dot(u, self.frame.origin) + np.sum(inner * np.abs(ul)) + self.rounding * np.linalg.norm(u))
+        return float(
+            np.dot(u, self.frame.origin) + np.sum(inner * np.abs(ul)) + self.rounding * np.linalg.norm(u)
+        )
 
 
 @dataclass
@@ -231,7 +235,9 @@ class EllipticCylinder(Primitive):
     def support(self, u: np.ndarray) -> float:
         u = np.asarray(u, dtype=float)
         ul = self.frame.vec_to_local(u)
-        return float(np.dot(u, self.frame.origin) + self.support_2d(ul[0], ul[1]) + self.half_height * abs(ul[2]))
+        return float(
+            np.dot(u, self.frame.origin) + self.support_2d(ul[0], ul[1]) + self.half_height * abs(ul[2])
+        )
 
 
 @dataclass
@@ -366,7 +372,9 @@ class VerticalWall(Primitive):
             closer = d < best_d
             best_d = np.where(closer, d, best_d)
             best_top = np.where(closer, self.tops[i] + (self.tops[i + 1] - self.tops[i]) * h, best_top)
-            best_t = np.where(closer, self.thickness[i] + (self.thickness[i + 1] - self.thickness[i]) * h, best_t)
+            best_t = np.where(
+                closer, self.thickness[i] + (self.thickness[i + 1] - self.thickness[i]) * h, best_t
+            )
         return best_d, best_top, best_t
 
     def sdf(self, x: Array, y: Array, z: Array) -> Array:

@@ -386,7 +386,7 @@ def prepare_case(
 
     from .. import io
 
-    image = io.read_image(case.image, dims=3)
+    image = io.read_image(case.image, dims=3, name="CT")
     hu_img = to_working_grid(image, is_label=False)
     labels = read_canonical_labels(case.labels, case.mapping)
     labels_canonical, _ = io.to_canonical(labels)

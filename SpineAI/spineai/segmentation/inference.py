@@ -480,7 +480,7 @@ def _read_input(image_or_path: Any) -> tuple[sitk.Image, str]:
     path = Path(image_or_path)
     if not path.exists():
         raise InputError(f"Input '{path}' does not exist.", "check the path of the CT file or DICOM folder")
-    return io.read_image(path, dims=3), f"input '{path.name}'"
+    return io.read_image(path, dims=3, name="CT"), f"input '{path.name}'"
 
 
 def segment(

@@ -555,6 +555,10 @@ def train_segmentation(
         )
     train_cases = [prepared[c.case_id] for c in train_files]
     val_cases = [prepared[c.case_id] for c in val_files]
+    if {c.case_id for c in val_files} <= {c.case_id for c in train_files}:
+        logger.warning(
+            "validation uses training cases (too few cases to hold any out): its Dice is optimistic"
+        )
 
     if saved is not None:
         intensity = IntensityNormalization.from_dict(saved["intensity"])
