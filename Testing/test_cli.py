@@ -39,12 +39,16 @@ def test_every_subcommand_help_has_an_example():
         if sub.description and "Choose the task" in sub.description:
             continue  # a group such as 'train' lists its tasks, each of which has its own example
         assert "example" in text.lower(), f"'spineai {name} --help' has no example"
-        assert f"spineai {name.split()[0]}" in text, f"'spineai {name} --help' example does not show the command"
+        assert f"spineai {name.split()[0]}" in text, (
+            f"'spineai {name} --help' example does not show the command"
+        )
     assert {"demo", "phantom"} <= set(names)
 
 
 def test_console_entry_point_runs_as_module():
-    result = subprocess.run([sys.executable, "-m", "spineai", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "spineai", "--help"], capture_output=True, text=True, check=True
+    )
     assert "phantom" in result.stdout and "demo" in result.stdout
 
 

@@ -41,7 +41,10 @@ def test_ruff_lint_is_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (pip install -e '.[dev]')")
-    targets = [p for p in ("SpineAI", "SpineAISegmentation", "SpineAIGrading", "Testing", "benchmarks")
-               if (REPO / p).exists()]
+    targets = [
+        p
+        for p in ("SpineAI", "SpineAISegmentation", "SpineAIGrading", "Testing", "benchmarks")
+        if (REPO / p).exists()
+    ]
     result = subprocess.run([ruff, "check", *targets], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -159,8 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
             register(sub)
             continue
         if parent not in parents:
-            pp = sub.add_parser(parent, help=f"{parent} a model (see 'spineai {parent} --help')",
-                                **_raw(f"{parent.capitalize()} a model. Choose the task:"))
+            pp = sub.add_parser(
+                parent,
+                help=f"{parent} a model (see 'spineai {parent} --help')",
+                **_raw(f"{parent.capitalize()} a model. Choose the task:"),
+            )
             parents[parent] = pp.add_subparsers(dest=f"{parent}_task", metavar="<task>")
             pp.set_defaults(func=lambda a, _p=pp: (_p.print_help(), 2)[1])
         register(parents[parent])
@@ -182,8 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spineai {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"spineai {args.command}: interrupted; finished outputs are kept, partial ones removed.",
-              file=sys.stderr)
+        print(
+            f"spineai {args.command}: interrupted; finished outputs are kept, partial ones removed.",
+            file=sys.stderr,
+        )
         return 130
 
 

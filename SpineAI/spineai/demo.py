@@ -47,17 +47,22 @@ def new_demo_folder(base: str | os.PathLike = "spineai-demo") -> Path:
 
 
 def _triangle_lines(truth: dict) -> list[str]:
-    lines = ["Ground-truth triangles of the phantom (area, mm2):"]
+    lines = ["Ground-truth triangles of the phantom (true area in mm2; standard 25 deg oblique view):"]
     for level, sides in truth.get("triangles", {}).items():
         for side, tri in sides.items():
             parts = []
             for kind in ("kambin", "safe"):
-                if kind in tri:
-                    t = tri[kind]
-                    view = t.get("standard_view", {})
-                    blocked = "" if view.get("visible", True) else f" (blocked in 25 deg oblique by {view.get('blocked_by')})"
-                    parts.append(f"{kind} {t['area_mm2']:.1f}{blocked}")
-            lines.append(f"  {level} {side:<5}: " + ", ".join(parts))
+                if kind not in tri:
+                    continue
+                t = tri[kind]
+                view = t.get("standard_view", {})
+                if view.get("visible", True):
+                    state = "open"
+                else:
+                    blockers = ", ".join(view.get("blocking_structures", [])) or "bone"
+                    state = f"hidden by {blockers} ({100 * (1 - view.get('visible_fraction', 0)):.0f}%)"
+                parts.append(f"{kind} {t['area_mm2']:5.1f} [{state}]")
+            lines.append(f"  {level} {side:<5}: " + "; ".join(parts))
     return lines
 
 
@@ -79,8 +84,11 @@ def run_demo(out: str | os.PathLike | None = None, seed: int = 7, overwrite: boo
     written = write_phantom_case(case, folder / "phantom", overwrite=overwrite)
     summary.files.update({f"phantom {k}": Path(v) for k, v in written.items()})
     summary.files["picture"] = orthogonal_slices_png(
-        case.image, folder / "phantom_slices.png", labels=case.labels,
-        title=f"SpineAI phantom (seed {seed}): CT with ground-truth labels", overwrite=overwrite,
+        case.image,
+        folder / "phantom_slices.png",
+        labels=case.labels,
+        title=f"SpineAI phantom (seed {seed}): CT with ground-truth labels",
+        overwrite=overwrite,
     )
     summary.lines += _triangle_lines(case.truth)
     return summary

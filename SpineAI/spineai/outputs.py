@@ -43,7 +43,9 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     """
     dest = check_writable(path, overwrite)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name.split('.')[0]}.", suffix=_suffixes(dest), dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{dest.name.split('.')[0]}.", suffix=_suffixes(dest), dir=dest.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -65,7 +67,9 @@ def write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> P
 
 def write_json(path: str | os.PathLike, data: Any, overwrite: bool = False) -> Path:
     """Write ``data`` as indented JSON atomically to ``path``."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", overwrite)
+    return write_text(
+        path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", overwrite
+    )
 
 
 def _json_default(obj: Any) -> Any:

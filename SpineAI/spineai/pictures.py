@@ -87,7 +87,9 @@ def orthogonal_slices_png(
         if flip_up:  # superior at the top
             sl = sl[::-1]
             ls = None if ls is None else ls[::-1]
-        ax.imshow(sl, cmap="gray", vmin=window_hu[0], vmax=window_hu[1], aspect=aspect, interpolation="nearest")
+        ax.imshow(
+            sl, cmap="gray", vmin=window_hu[0], vmax=window_hu[1], aspect=aspect, interpolation="nearest"
+        )
         if ls is not None:
             ax.imshow(label_colours_rgba(ls), aspect=aspect, interpolation="nearest")
         ax.set_title(name)

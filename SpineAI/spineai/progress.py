@@ -30,7 +30,9 @@ def report(percent: float, message: str) -> None:
         print(f"PROGRESS {max(0.0, min(100.0, percent)):.1f} {message}", file=sys.stderr, flush=True)
 
 
-def track(iterable: Iterable[T], desc: str, total: int | None = None, disable: bool | None = None) -> Iterator[T]:
+def track(
+    iterable: Iterable[T], desc: str, total: int | None = None, disable: bool | None = None
+) -> Iterator[T]:
     """Iterate with a progress bar (and progress lines for the Slicer modules).
 
     Args:
@@ -45,8 +47,14 @@ def track(iterable: Iterable[T], desc: str, total: int | None = None, disable: b
         except TypeError:
             total = None
     lines = _lines_enabled()
-    bar = tqdm(iterable, desc=desc, total=total, disable=disable if disable is not None else (lines or None),
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        disable=disable if disable is not None else (lines or None),
+        leave=False,
+        dynamic_ncols=True,
+    )
     for i, item in enumerate(bar):
         if lines and total:
             report(100.0 * i / total, desc)
