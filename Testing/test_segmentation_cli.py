@@ -9,10 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_segmentation_fixtures import TINY_CLASSES, synthetic_case, tiny_weights, write_case, write_dataset
+from test_segmentation_fixtures import (
+    TINY_CLASSES,
+    single_torch_thread,  # noqa: F401
+    synthetic_case,
+    tiny_weights,
+    write_case,
+    write_dataset,
+)
 
 from spineai import io
 from spineai.segmentation.cli import add_evaluate_parser, add_segment_parser, add_train_parser
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _parser() -> argparse.ArgumentParser:

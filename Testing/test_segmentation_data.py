@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_segmentation_fixtures import TINY_CLASSES, label_image, synthetic_case, write_case
+from test_segmentation_fixtures import (
+    TINY_CLASSES,
+    label_image,
+    single_torch_thread,  # noqa: F401
+    synthetic_case,
+    write_case,
+)
 
 from spineai import anatomy, io
 from spineai.errors import InputError
@@ -24,6 +30,8 @@ from spineai.segmentation.data import (
     prepare_case,
 )
 from spineai.segmentation.train import PatchSampler, TrainConfig
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def test_ct_classes_are_canonical_and_mirror_pairs_swap():

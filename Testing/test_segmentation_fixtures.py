@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from spineai import anatomy, io
@@ -169,3 +170,14 @@ def tiny_weights(folder: Path, features=(4, 8), seed: int = 0) -> Path:
     }
     weights, _card = save_weights(net, folder / "tiny.safetensors", card)
     return weights
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Run a module's tiny networks on one thread: on a shared machine extra threads only contend."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

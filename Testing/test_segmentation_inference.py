@@ -13,6 +13,7 @@ from scipy import ndimage
 from test_segmentation_fixtures import (
     TINY_CLASSES,
     ThresholdNet,
+    single_torch_thread,  # noqa: F401
     synthetic_case,
     threshold_model,
     tiny_weights,
@@ -29,6 +30,8 @@ from spineai.segmentation.inference import (
     segment,
 )
 from spineai.segmentation.postprocess import component_counts
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_segmentation_fixtures import TINY_CLASSES, tiny_weights, write_dataset
+from test_segmentation_fixtures import (
+    TINY_CLASSES,
+    single_torch_thread,  # noqa: F401
+    tiny_weights,
+    write_dataset,
+)
 
 from spineai import anatomy
 from spineai.segmentation.metrics import (
@@ -20,6 +25,8 @@ from spineai.segmentation.metrics import (
     mask_scores,
     three_class_scores,
 )
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _cube(shape=(30, 30, 30), lo=(10, 10, 10), size=10) -> np.ndarray:

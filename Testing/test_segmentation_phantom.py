@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_segmentation_fixtures import single_torch_thread  # noqa: F401
 
 from spineai import anatomy
 from spineai.phantom import generate_ct_phantom, write_phantom_case
@@ -15,6 +16,8 @@ from spineai.segmentation.data import CT_CLASS_NAMES, find_cases, prepare_case, 
 from spineai.segmentation.inference import check_ct_image, locate_spine_region, segment
 from spineai.segmentation.metrics import evaluate_segmentation
 from spineai.segmentation.train import TrainConfig, train_segmentation
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_segmentation_fixtures import TINY_CLASSES, write_dataset
+from test_segmentation_fixtures import (
+    TINY_CLASSES,
+    single_torch_thread,  # noqa: F401
+    write_dataset,
+)
 
 from spineai.errors import InputError, OutputExistsError
 from spineai.segmentation.train import TrainConfig, class_weights, train_segmentation
@@ -22,6 +26,8 @@ TINY = dict(
     device="cpu",
     val_cases_per_round=1,
 )
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
