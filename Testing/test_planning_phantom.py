@@ -47,7 +47,11 @@ def _comparisons(cases):
 def test_every_foramen_is_measured_with_named_vertices(cases):
     for _case, res in cases:
         assert [(f.level, f.side) for f in res.foramina] == [
-            ("L4-L5", "left"), ("L4-L5", "right"), ("L5-S1", "left"), ("L5-S1", "right")]
+            ("L4-L5", "left"),
+            ("L4-L5", "right"),
+            ("L5-S1", "left"),
+            ("L5-S1", "right"),
+        ]
         for fm in res.foramina:
             assert fm.ok and not res.warnings
             assert fm.triangles["kambin"].vertex_names == ("apex", "base_medial", "base_lateral")
@@ -121,18 +125,23 @@ def test_json_serialisable(cases):
     back = json.loads(text)
     assert back["frame"] == "LPS"
     assert back["foramina"][0]["triangles"]["kambin"]["vertices_lps_mm"][0][0] == pytest.approx(
-        float(res.foramina[0].triangles["kambin"].vertices_lps_mm[0][0]), abs=1e-3)
+        float(res.foramina[0].triangles["kambin"].vertices_lps_mm[0][0]), abs=1e-3
+    )
 
 
 def test_coarser_label_map_still_measures():
     from spineai.phantom import generate_ct_phantom
 
-    case = generate_ct_phantom(seed=21, progress=False, spacing_mm=(1.5, 1.5, 1.5), fov_levels=("L4", "L5", "S1"))
+    case = generate_ct_phantom(
+        seed=21, progress=False, spacing_mm=(1.5, 1.5, 1.5), fov_levels=("L4", "L5", "S1")
+    )
     res = measure_triangles(case.labels)
     errs = []
     for fm in res.foramina:
         assert fm.ok, fm.message
         for kind, tri in fm.triangles.items():
             truth = case.truth["triangles"][fm.level][fm.side][kind]
-            errs.append(np.linalg.norm(np.asarray(truth["vertices_lps_mm"]) - tri.vertices_lps_mm, axis=1).max())
+            errs.append(
+                np.linalg.norm(np.asarray(truth["vertices_lps_mm"]) - tri.vertices_lps_mm, axis=1).max()
+            )
     assert np.median(errs) < VERTEX_TOL_MM

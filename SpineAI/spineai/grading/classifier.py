@@ -46,7 +46,11 @@ PATCH_HEIGHT_SPACINGS = 1.0
 PATCH_WIDTH_SPACINGS = 1.6
 PATCH_POSTERIOR_SHIFT = 0.1
 #: default architecture of the classifier
-GRADER_DEFAULTS: dict[str, Any] = {"block_inplanes": [24, 48, 96, 192], "layers": [1, 1, 1, 1], "dropout": 0.2}
+GRADER_DEFAULTS: dict[str, Any] = {
+    "block_inplanes": [24, 48, 96, 192],
+    "layers": [1, 1, 1, 1],
+    "dropout": 0.2,
+}
 #: name of the last convolutional stage (Grad-CAM's target layer)
 GRADCAM_LAYER = "backbone.layer4"
 
@@ -77,7 +81,11 @@ class PatchFrame:
         down = -np.asarray(self.axis_rc)  # patch rows run caudally
         across = np.asarray(self.across_rc)
         centre = np.asarray(self.centre_rc)
-        pts = centre[:, None, None] + down[:, None, None] * i[None, :, None] + across[:, None, None] * j[None, None, :]
+        pts = (
+            centre[:, None, None]
+            + down[:, None, None] * i[None, :, None]
+            + across[:, None, None] * j[None, None, :]
+        )
         return pts
 
     def to_patch(self, rc: np.ndarray) -> np.ndarray:
@@ -96,7 +104,14 @@ class PatchFrame:
         c = np.asarray(self.centre_rc)
         up = np.asarray(self.axis_rc)
         post = np.asarray(self.across_rc)
-        return np.stack([c + up * hi - post * wi, c + up * hi + post * wi, c - up * hi + post * wi, c - up * hi - post * wi])
+        return np.stack(
+            [
+                c + up * hi - post * wi,
+                c + up * hi + post * wi,
+                c - up * hi + post * wi,
+                c - up * hi - post * wi,
+            ]
+        )
 
     def contains(self, rc: np.ndarray) -> np.ndarray:
         """Whether working-slice points ``(..., 2)`` lie inside the rectangle."""
@@ -212,7 +227,9 @@ class SagittalGraderNet(torch.nn.Module):
         )
         features = self.config["block_inplanes"][-1]
         self.dropout = torch.nn.Dropout(self.config["dropout"])
-        self.heads = torch.nn.ModuleDict({t.key: torch.nn.Linear(features, t.n_classes) for t in GRADING_TASKS})
+        self.heads = torch.nn.ModuleDict(
+            {t.key: torch.nn.Linear(features, t.n_classes) for t in GRADING_TASKS}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenated logits of every head, ``(B, sum of classes)`` in :data:`TASK_KEYS` order."""

@@ -45,7 +45,9 @@ def _gradings(text: str) -> list[str]:
     keys = [k.strip() for k in text.split(",") if k.strip()]
     unknown = [k for k in keys if k not in TASK_KEYS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown grading(s) {unknown}; choose from {', '.join(TASK_KEYS)}, all or none")
+        raise argparse.ArgumentTypeError(
+            f"unknown grading(s) {unknown}; choose from {', '.join(TASK_KEYS)}, all or none"
+        )
     return keys
 
 
@@ -83,8 +85,19 @@ def add_grade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         formatter_class=_RAW,
     )
     p.add_argument("image", type=Path, help="sagittal T2 slice (PNG/JPG/...) or sagittal T2 volume")
-    p.add_argument("-o", "--out", type=Path, default=None, help="output folder (new or empty); default: IMAGE's name + '-graded'")
-    p.add_argument("--weights", type=Path, default=None, help="model weights (.safetensors with its .json card); default: shipped")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (new or empty); default: IMAGE's name + '-graded'",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="model weights (.safetensors with its .json card); default: shipped",
+    )
     p.add_argument(
         "--gradcam",
         type=_gradings,
@@ -98,10 +111,18 @@ def add_grade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         default="auto",
         help="how to make a picture upright (default auto); volumes use their geometry",
     )
-    p.add_argument("--slice", type=int, default=None, dest="slice_index",
-                   help="for a volume: sagittal slice index along left-right (default: the middle one)")
-    p.add_argument("--allow-missing-l5s1", action="store_true",
-                   help="grade even when L5/S1 is not recognised, counting levels from the lowest disc found")
+    p.add_argument(
+        "--slice",
+        type=int,
+        default=None,
+        dest="slice_index",
+        help="for a volume: sagittal slice index along left-right (default: the middle one)",
+    )
+    p.add_argument(
+        "--allow-missing-l5s1",
+        action="store_true",
+        help="grade even when L5/S1 is not recognised, counting levels from the lowest disc found",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     p.set_defaults(func=_guarded("grade sagittal", _run_grade))
@@ -169,8 +190,12 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
     )
     p.add_argument("--data", type=Path, required=True, help="the data folder")
     p.add_argument("--json", type=Path, required=True, help="report file to write (JSON)")
-    p.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
-                   help="patients to evaluate (default test: the card's held-out patients)")
+    p.add_argument(
+        "--split",
+        choices=("test", "val", "train", "all"),
+        default="test",
+        help="patients to evaluate (default test: the card's held-out patients)",
+    )
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: shipped)")
     p.add_argument(
         "--stored-orientation",
@@ -179,7 +204,11 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
         help="how the folder stores its slices, for the crop level-naming check only "
         "(the public SPIDER export: caudal_top); grading always decides by itself",
     )
-    p.add_argument("--strict", action="store_true", help="fail when a graded patient has no scan (default: list and skip)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail when a graded patient has no scan (default: list and skip)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=_guarded("evaluate sagittal", _run_evaluate))
     return p

@@ -125,7 +125,9 @@ def read_gradings_csv(path: str | os.PathLike) -> tuple[dict[str, dict[int, dict
             if patient.endswith(".0") and patient[:-2].isdigit():
                 patient = patient[:-2]
             if ivd < 1:
-                notes.append(f"{p.name} line {line}: patient {patient} IVD label {ivd} names no disc level; left out")
+                notes.append(
+                    f"{p.name} line {line}: patient {patient} IVD label {ivd} names no disc level; left out"
+                )
                 continue
             grades: dict[str, int] = {}
             for task in GRADING_TASKS:
@@ -182,7 +184,9 @@ def read_overview_csv(path: str | os.PathLike) -> dict[str, OverviewRow]:
         for row in reader:
             stem = (row.get("new_file_name") or "").strip()
             if stem:
-                out[stem] = OverviewRow(_parse_spacing(row.get("PixelSpacing")), (row.get("subset") or "").strip() or None)
+                out[stem] = OverviewRow(
+                    _parse_spacing(row.get("PixelSpacing")), (row.get("subset") or "").strip() or None
+                )
     return out
 
 
@@ -251,7 +255,9 @@ def read_sagittal_folder(
         )
     base = Path(root)
     if not base.is_dir():
-        raise InputError(f"The data folder '{base}' does not exist.", "pass the folder that holds scans/ and the CSVs")
+        raise InputError(
+            f"The data folder '{base}' does not exist.", "pass the folder that holds scans/ and the CSVs"
+        )
     scans_dir = base / "scans"
     if not scans_dir.is_dir():
         raise InputError(
@@ -415,9 +421,7 @@ def crop_files(root: str | os.PathLike, patient: str) -> list[Path]:
     return sorted(files, key=lambda f: _natural_key(f.stem))
 
 
-def disc_centres_upright(
-    boxes: Sequence[DiscBox], scan_rows: int, stored_orientation: str
-) -> np.ndarray:
+def disc_centres_upright(boxes: Sequence[DiscBox], scan_rows: int, stored_orientation: str) -> np.ndarray:
     """Disc centres ``(n, 2)`` (row, col) in the *upright* slice, ordered caudal first (index 0 = IVD 1).
 
     Requires every box to be an exact match (NCC >= 0.95); otherwise returns an empty array.
@@ -484,7 +488,9 @@ def patient_split(
     if len(set(patients)) != len(patients):
         raise InputError("Patient identifiers passed to the split are not unique.", "pass each patient once")
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
-        raise InputError(f"Split fractions {fractions} do not sum to 1.", "pass three non-negative fractions summing to 1")
+        raise InputError(
+            f"Split fractions {fractions} do not sum to 1.", "pass three non-negative fractions summing to 1"
+        )
     rng = np.random.default_rng(seed)
     groups: dict[str, list[str]] = {}
     for p in sorted(patients, key=_natural_key):

@@ -18,8 +18,11 @@ Decoding and level order
    at least 4 px apart, refined to sub-pixel by the heat-weighted centroid of their 3x3 neighbourhood.
 2. The disc column: a quadratic ``col = f(row)`` is fitted through the candidates and the worst
    outlier is dropped while it lies more than 0.6 median disc spacings off the curve. At least three
-   discs must remain, otherwise there is no disc column (an axial slice, another body region, or no
-   spine) and the slice is refused.
+   discs must remain, with a median heat of at least 0.5, running from head to foot (within 35 degrees
+   of the vertical; from L5/S1 upwards turning by at most 45 degrees from one disc to the next) and
+   regularly spaced (no gap under half the median; gaps of one spacing varying by
+   less than 35 %), before and after the levels are named, otherwise there is no disc column (an axial
+   slice, another body region, or no spine) and the slice is refused.
 3. Level order: the disc where ``sigmoid(channel 1)`` is highest (and above ``l5s1_threshold``) is
    **IVD 1 = L5/S1**, the lowest disc above the sacrum. Candidates below it (sacral segments) are
    discarded; the discs above are numbered upwards in the order of the column. A gap larger than 1.6
@@ -70,8 +73,12 @@ L5S1_SIGMA_PX = 3.0
 
 
 # ------------------------------------------------------------------------------------------ network
-def build_locator(size: int = 128, channels: Sequence[int] = (16, 32, 64, 128, 128),
-                  strides: Sequence[int] = (2, 2, 2, 2), num_res_units: int = 1) -> DiscLocatorNet:
+def build_locator(
+    size: int = 128,
+    channels: Sequence[int] = (16, 32, 64, 128, 128),
+    strides: Sequence[int] = (2, 2, 2, 2),
+    num_res_units: int = 1,
+) -> DiscLocatorNet:
     """A fresh :class:`DiscLocatorNet` (see the module docstring)."""
     return DiscLocatorNet(size=size, channels=channels, strides=strides, num_res_units=num_res_units)
 
@@ -84,14 +91,21 @@ class DiscLocatorNet(torch.nn.Module):
         channels, strides, num_res_units: passed to :class:`monai.networks.nets.UNet`.
     """
 
-    def __init__(self, size: int = 128, channels: Sequence[int] = (16, 32, 64, 128, 128),
-                 strides: Sequence[int] = (2, 2, 2, 2), num_res_units: int = 1) -> None:
+    def __init__(
+        self,
+        size: int = 128,
+        channels: Sequence[int] = (16, 32, 64, 128, 128),
+        strides: Sequence[int] = (2, 2, 2, 2),
+        num_res_units: int = 1,
+    ) -> None:
         super().__init__()
         from monai.networks.nets import UNet
 
         factor = int(np.prod(strides))
         if size % factor:
-            raise ValueError(f"locator size {size} must be a multiple of {factor} (the product of the strides)")
+            raise ValueError(
+                f"locator size {size} must be a multiple of {factor} (the product of the strides)"
+            )
         self.config = {
             "size": int(size),
             "channels": [int(c) for c in channels],
@@ -107,10 +121,6 @@ class DiscLocatorNet(torch.nn.Module):
             num_res_units=self.config["num_res_units"],
             norm="instance",
         )
-        # start from a low prior probability of a centre (CenterNet's bias of -2.19, p = 0.1)
-        last = [m for m in self.unet.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)][-1]
-        if last.bias is not None:
-            torch.nn.init.constant_(last.bias, -2.19)
 
     def forward(self, x: Any) -> Any:
         """Heat-map logits ``(B, 2, size, size)``."""
@@ -178,7 +188,10 @@ def locator_input(slice_normalised: np.ndarray, size: int = 128) -> tuple[np.nda
 
 
 def render_heatmaps(
-    discs_rc: np.ndarray, l5s1_index: int | None, size: int, disc_sigma: float = DISC_SIGMA_PX,
+    discs_rc: np.ndarray,
+    l5s1_index: int | None,
+    size: int,
+    disc_sigma: float = DISC_SIGMA_PX,
     l5s1_sigma: float = L5S1_SIGMA_PX,
 ) -> np.ndarray:
     """Training targets ``(2, size, size)`` in [0, 1]: Gaussian blobs at ``discs_rc`` (locator pixels).
@@ -365,12 +378,11 @@ def name_levels(
     gaps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     median_gap = float(np.median(gaps)) if gaps.size else 0.0
     numbers = [base]
-    for i, gap in enumerate(gaps):
+    for gap in gaps:
         step = max(1, int(round(gap / median_gap))) if median_gap > 0 and gap > 1.6 * median_gap else 1
         if step > 1:
             notes.append(f"{step - 1} disc(s) between IVD {numbers[-1]} and the next one were not found")
         numbers.append(numbers[-1] + step)
-        del i
     axes, spacings = _axes_and_spacings(pts)
     discs = []
     for k, (p, a, s, c, l5v) in enumerate(zip(pts, axes, spacings, conf, l5, strict=True)):
@@ -406,6 +418,40 @@ def _sample(heat: np.ndarray, rc: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
+def _column_problem(points_rc: np.ndarray, confidences: np.ndarray, check_turns: bool = True) -> str | None:
+    """Why disc-like spots do not form a column of discs (``None`` if they do).
+
+    A column has at least three spots, a median heat of at least 0.5, runs from head to foot (within 35
+    degrees of the vertical), turns by at most 45 degrees from one disc to the next, and is regularly
+    spaced: sorted along the column, no gap is shorter than half the median gap, and the gaps of about one
+    disc spacing (< 1.6 median; longer ones are missed discs) vary by less than 35 % (coefficient of
+    variation). The turning limit is only checked with ``check_turns`` (the discs from L5/S1 upwards;
+    the sacrum below L5/S1 turns sharply).
+    """
+    n = len(points_rc)
+    if n < 3:
+        return f"{n} disc-like spot(s)"
+    conf = float(np.median(confidences))
+    if conf < 0.5:
+        return f"the disc-like spots are faint (median heat {conf:.2f}, a disc column has at least 0.50)"
+    pts = np.asarray(points_rc)[np.argsort(np.asarray(points_rc)[:, 0])]
+    span = pts[-1] - pts[0]
+    if abs(span[1]) > 0.7 * abs(span[0]):
+        return "the disc-like spots do not run from head to foot (more than 35 degrees off the vertical)"
+    steps = np.diff(pts, axis=0)
+    gaps = np.linalg.norm(steps, axis=1)
+    if check_turns and len(steps) >= 2:
+        unit = steps / np.maximum(gaps[:, None], 1e-9)
+        turn = np.degrees(np.arccos(np.clip(np.sum(unit[1:] * unit[:-1], axis=1), -1.0, 1.0)))
+        if float(turn.max()) > 45.0:
+            return f"the disc-like spots zig-zag (the column turns by {float(turn.max()):.0f} degrees between discs)"
+    ratio = gaps / np.median(gaps)
+    single = gaps[ratio < 1.6]
+    if np.any(ratio < 0.5) or (len(single) >= 2 and float(np.std(single) / np.mean(single)) > 0.35):
+        return "the disc-like spots are irregularly spaced"
+    return None
+
+
 def decode_heatmaps(
     heat: np.ndarray,
     geometry: LocatorGeometry,
@@ -423,17 +469,37 @@ def decode_heatmaps(
         peaks = peaks[_column_inliers(peaks)]
     l5 = _sample(heat[1], peaks)
     conf = _sample(heat[0], peaks)
-    loc = name_levels(geometry.to_slice(peaks), l5, conf, l5s1_threshold=l5s1_threshold, require_l5s1=require_l5s1)
+    problem = _column_problem(peaks, conf, check_turns=False)
+    if problem is not None:
+        raise InputError(
+            f"No column of intervertebral discs was found on the slice ({problem}); it does not look like a "
+            "sagittal lumbar spine MRI (an axial or coronal slice, another body region, or an empty image).",
+            "pass a mid-sagittal T2-weighted slice of the lumbar spine (or the sagittal T2 volume) showing the "
+            "discs from L5/S1 upwards",
+        )
+    loc = name_levels(
+        geometry.to_slice(peaks), l5, conf, l5s1_threshold=l5s1_threshold, require_l5s1=require_l5s1
+    )
     loc.candidates = len(peaks)
+    named = np.array([[d.row, d.col] for d in loc.discs]).reshape(-1, 2)
+    problem = _column_problem(named, np.array([d.confidence for d in loc.discs]))
+    if problem is not None:
+        raise InputError(
+            f"No column of intervertebral discs was found above the L5/S1 candidate ({problem}); the slice does "
+            "not look like a sagittal lumbar spine MRI.",
+            "pass a mid-sagittal T2-weighted slice of the lumbar spine showing the discs from L5/S1 upwards",
+        )
     return loc
 
 
 def column_score(heat: np.ndarray, threshold: float = 0.3) -> float:
-    """How clearly a slice shows an upright disc column: best L5/S1 score on the column (0 if < 3 discs)."""
-    peaks = _peaks(heat[0], threshold, min_distance=4)
-    if len(peaks) < 3:
+    """How clearly a slice shows an upright disc column: the L5/S1 heat of the disc named L5/S1.
+
+    0 when the heat maps show no plausible disc column (see :func:`decode_heatmaps`) or no L5/S1.
+    """
+    identity = LocatorGeometry(scale_rc=(1.0, 1.0), offset_rc=(0.0, 0.0), size=heat.shape[-1])
+    try:
+        loc = decode_heatmaps(heat, identity, threshold=threshold, l5s1_threshold=0.0, require_l5s1=False)
+    except InputError:
         return 0.0
-    peaks = peaks[_column_inliers(peaks)]
-    if len(peaks) < 3:
-        return 0.0
-    return float(_sample(heat[1], peaks).max())
+    return float(loc.discs[0].l5s1_score) if loc.discs else 0.0

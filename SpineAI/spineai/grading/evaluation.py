@@ -100,16 +100,25 @@ def localisation_against_crops(
             dist = np.linalg.norm(pred - r, axis=1)
             j = int(np.argmin(dist))
             found = bool(dist[j] <= tolerance)
-            rows.append({
-                "reference_ivd": k + 1 if naming_known else None,
-                "found": found,
-                "error_px": float(dist[j]),
-                "error_mm": float(dist[j] * spacing_mm) if spacing_mm else None,
-                "predicted_ivd": int(predicted_ivd[j]) if found else None,
-            })
+            rows.append(
+                {
+                    "reference_ivd": k + 1 if naming_known else None,
+                    "found": found,
+                    "error_px": float(dist[j]),
+                    "error_mm": float(dist[j] * spacing_mm) if spacing_mm else None,
+                    "predicted_ivd": int(predicted_ivd[j]) if found else None,
+                }
+            )
         else:
-            rows.append({"reference_ivd": k + 1 if naming_known else None, "found": False, "error_px": None,
-                         "error_mm": None, "predicted_ivd": None})
+            rows.append(
+                {
+                    "reference_ivd": k + 1 if naming_known else None,
+                    "found": False,
+                    "error_px": None,
+                    "error_mm": None,
+                    "predicted_ivd": None,
+                }
+            )
     return {"patient": case.patient, "discs": rows}
 
 
@@ -180,13 +189,17 @@ def evaluate_sagittal(
     orientations: dict[str, int] = {}
     n_reference = 0
     unmatched_predictions = 0
-    for patient in track(patients, desc="grading sagittal slices", disable=None if progress is None else not progress):
+    for patient in track(
+        patients, desc="grading sagittal slices", disable=None if progress is None else not progress
+    ):
         case = by_patient[patient]
         n_reference += len(case.gradings)
         try:
             result = grade_sagittal(case.scan_path, weights=weights, gradcam=None)
         except InputError as exc:
-            failures.append({"patient": patient, "scan": str(case.scan_path), "error": str(exc).splitlines()[0]})
+            failures.append(
+                {"patient": patient, "scan": str(case.scan_path), "error": str(exc).splitlines()[0]}
+            )
             continue
         orientations[result.orientation] = orientations.get(result.orientation, 0) + 1
         for disc in result.discs:
@@ -204,7 +217,10 @@ def evaluate_sagittal(
             per_disc.append(row)
         if localisation and result.input_kind == "picture":
             entry = localisation_against_crops(
-                case, folder.root, [d.centre_index for d in result.discs], [d.ivd for d in result.discs],
+                case,
+                folder.root,
+                [d.centre_index for d in result.discs],
+                [d.ivd for d in result.discs],
                 stored_orientation,
             )
             if entry is not None:
@@ -250,7 +266,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"{report['patients_graded']}/{report['patients']} patients graded, {report['matched_discs']}/"
         f"{report['reference_discs']} reference discs matched (split: {report['split']})",
     ]
-    for key, m in report["gradings"].items():
+    for m in report["gradings"].values():
         if not m.get("n"):
             continue
         ac1 = m.get("ac1") or {}
@@ -275,6 +291,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         )
     loc = report.get("localisation")
     if loc:
+
         def g(v: Any, fmt: str = "{:.1f}") -> str:
             return "n/a" if v is None else fmt.format(v)
 

@@ -45,12 +45,15 @@ __all__ = [
 ]
 
 
-def _labels_arrays(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _labels_arrays(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(y_true).astype(np.int64).ravel()
     p = np.asarray(y_pred).astype(np.int64).ravel()
     if t.shape != p.shape:
         raise InputError(
-            f"{t.size} reference grades but {p.size} predicted grades.", "pass one predicted grade per reference grade"
+            f"{t.size} reference grades but {p.size} predicted grades.",
+            "pass one predicted grade per reference grade",
         )
     known = set(int(v) for v in labels)
     bad = sorted(set(t.tolist()) - known) + sorted(set(p.tolist()) - known)
@@ -94,7 +97,10 @@ def gwet_ac1_from_table(table: np.ndarray, level: float = 0.95) -> AC1Result:
 
     counts = np.asarray(table, dtype=np.float64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 2:
-        raise InputError(f"A square table of at least 2 x 2 counts is needed, got shape {counts.shape}.", "pass a q x q table")
+        raise InputError(
+            f"A square table of at least 2 x 2 counts is needed, got shape {counts.shape}.",
+            "pass a q x q table",
+        )
     n = float(counts.sum())
     if n < 2:
         raise InputError(f"Gwet's AC1 needs at least 2 rated discs, got {int(n)}.", "evaluate more discs")
@@ -121,17 +127,19 @@ def gwet_ac1_from_table(table: np.ndarray, level: float = 0.95) -> AC1Result:
     )
 
 
-def gwet_ac1(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int], level: float = 0.95) -> AC1Result:
+def gwet_ac1(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int], level: float = 0.95
+) -> AC1Result:
     """Gwet's AC1 between reference and model grades (``labels``: every possible grade)."""
     return gwet_ac1_from_table(confusion(y_true, y_pred, labels), level)
 
 
 def dichotomous_auc(y_true: Sequence[int], scores: Sequence[float]) -> dict[str, Any] | None:
-    """AUC with DeLong's 95 % CI of 0/1 ``y_true``; ``None`` when only one class is present."""
+    """AUC with DeLong's 95 % CI of 0/1 ``y_true``; ``None`` with fewer than 2 cases of either class."""
     from ..stats import delong_ci
 
     y = np.asarray(y_true).astype(int)
-    if y.min(initial=0) == y.max(initial=0) or len(np.unique(y)) < 2:
+    if y.size == 0 or min(int(y.sum()), int(y.size - y.sum())) < 2:
         return None
     return delong_ci(y, np.asarray(scores, dtype=np.float64)).to_dict()
 
@@ -181,7 +189,10 @@ def grading_metrics(
     if positive_grades is not None:
         pos = np.isin(t, list(positive_grades)).astype(int)
         pred_pos = np.isin(p, list(positive_grades)).astype(int)
-        entry: dict[str, Any] = {"positive_grades": [int(g) for g in positive_grades], "n_positive": int(pos.sum())}
+        entry: dict[str, Any] = {
+            "positive_grades": [int(g) for g in positive_grades],
+            "n_positive": int(pos.sum()),
+        }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             entry["balanced_accuracy"] = _finite(balanced_accuracy_score(pos, pred_pos))

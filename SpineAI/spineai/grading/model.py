@@ -7,8 +7,10 @@ card (``spineai.weights``): the shipped ``spineai/resources/models/sagittal_grad
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from .disc_detection import LOCATOR_DEFAULTS, DiscLocatorNet
 from .tasks import GRADING_TASKS
 
 __all__ = [
+    "torch_threads",
     "ARCHITECTURE",
     "MODEL_NAME",
     "TASK",
@@ -53,6 +56,24 @@ class SagittalGradingModel(torch.nn.Module):
     def config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this model (the card's ``config``)."""
         return {"locator": dict(self.locator.config), "grader": dict(self.grader.config)}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(n)`` and restore the previous setting (``None``: unchanged).
+
+    These networks are small: one thread is fastest on a shared machine, where several threads per
+    process compete with other processes for the same cores.
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def class_names() -> list[str]:

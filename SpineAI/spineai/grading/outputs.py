@@ -41,7 +41,9 @@ def _tsv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_overlay_png(result: SagittalGradingResult, grading: str, path: str | os.PathLike, overwrite: bool = False) -> Path:
+def write_overlay_png(
+    result: SagittalGradingResult, grading: str, path: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """PNG of the upright graded slice with the Grad-CAM map of ``grading`` and the disc patches."""
     import matplotlib
 
@@ -53,7 +55,9 @@ def write_overlay_png(result: SagittalGradingResult, grading: str, path: str | o
     slice_ = overlay["slice"]
     heat = overlay["maps"].get(grading)
     rows, cols = slice_.shape
-    fig = plt.figure(figsize=(6.0 * cols / max(rows, cols) + 1.2, 6.0 * rows / max(rows, cols) + 0.6), dpi=110)
+    fig = plt.figure(
+        figsize=(6.0 * cols / max(rows, cols) + 1.2, 6.0 * rows / max(rows, cols) + 0.6), dpi=110
+    )
     ax = fig.add_axes((0.0, 0.0, 1.0, 0.93))
     ax.imshow(slice_, cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
     if heat is not None:
@@ -66,8 +70,16 @@ def write_overlay_png(result: SagittalGradingResult, grading: str, path: str | o
         ax.plot([c], [r], marker="+", color="yellow", markersize=6)
         grade = by_level[level].grades[grading] if level in by_level else None
         text = level if grade is None else f"{level}  {task.grade_names[task.index_of(grade)]}"
-        ax.text(c - 0.12 * cols, r, text, color="yellow", fontsize=7, ha="right", va="center",
-                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
+        ax.text(
+            c - 0.12 * cols,
+            r,
+            text,
+            color="yellow",
+            fontsize=7,
+            ha="right",
+            va="center",
+            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0},
+        )
     ax.set_axis_off()
     fig.suptitle(f"Grad-CAM: {task.title} (predicted grade) - research use only", fontsize=8)
     with atomic_path(path, overwrite) as tmp:
@@ -89,5 +101,7 @@ def write_grading_outputs(
     }
     for key, image in result.heatmaps.items():
         written[f"gradcam_{key}"] = write_image(image, folder / f"gradcam_{key}.nii.gz", overwrite=overwrite)
-        written[f"overlay_{key}"] = write_overlay_png(result, key, folder / f"gradcam_{key}.png", overwrite=overwrite)
+        written[f"overlay_{key}"] = write_overlay_png(
+            result, key, folder / f"gradcam_{key}.png", overwrite=overwrite
+        )
     return written

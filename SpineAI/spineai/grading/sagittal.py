@@ -17,7 +17,8 @@ Pipeline
 3. **Discs**: the locator (:mod:`~spineai.grading.disc_detection`) finds and names every disc (IVD 1 =
    L5/S1 upwards), or disc centres given by hand (``disc_points``) are used.
 4. **Grades**: the classifier (:mod:`~spineai.grading.classifier`) reads each disc's patch and gives
-   the eight gradings with their probabilities.
+   the eight gradings with their probabilities (averaged over the patch and six slightly shifted or
+   scaled copies of it, :data:`TEST_TIME_VARIANTS`).
 5. **Grad-CAM** (:mod:`~spineai.grading.gradcam`) per requested grading, pasted back onto the input's
    own geometry (a 2D image for a picture, a volume with the map on the graded slice for a volume).
 
@@ -49,7 +50,7 @@ from .disc_detection import (
     name_levels,
     normalise_slice,
 )
-from .model import SagittalGradingModel, load_grading_model
+from .model import SagittalGradingModel, load_grading_model, torch_threads
 from .tasks import GRADING_TASKS, TASK_KEYS, task_by_key
 
 __all__ = [
@@ -96,17 +97,28 @@ class _WorkingSlice:
         if how in ("flip_horizontal", "rotate_180"):
             arr, cols = arr[:, ::-1], cols.then_flip(arr.shape[1])
         return _WorkingSlice(
-            np.ascontiguousarray(arr), self.pixel_mm, rows, cols, self.source_shape, self.image, self.lps,
-            self.slice_x, list(self.notes),
+            np.ascontiguousarray(arr),
+            self.pixel_mm,
+            rows,
+            cols,
+            self.source_shape,
+            self.image,
+            self.lps,
+            self.slice_x,
+            list(self.notes),
         )
 
     def to_source(self, rc: np.ndarray) -> np.ndarray:
         p = np.asarray(rc, dtype=np.float64)
-        return np.stack([self.rows.a * p[..., 0] + self.rows.b, self.cols.a * p[..., 1] + self.cols.b], axis=-1)
+        return np.stack(
+            [self.rows.a * p[..., 0] + self.rows.b, self.cols.a * p[..., 1] + self.cols.b], axis=-1
+        )
 
     def to_working(self, rc: np.ndarray) -> np.ndarray:
         p = np.asarray(rc, dtype=np.float64)
-        return np.stack([(p[..., 0] - self.rows.b) / self.rows.a, (p[..., 1] - self.cols.b) / self.cols.a], axis=-1)
+        return np.stack(
+            [(p[..., 0] - self.rows.b) / self.rows.a, (p[..., 1] - self.cols.b) / self.cols.a], axis=-1
+        )
 
     def source_map(self, working_map: np.ndarray) -> np.ndarray:
         """A working-slice map resampled onto the source slice's pixel grid (bilinear, 0 outside)."""
@@ -115,7 +127,9 @@ class _WorkingSlice:
         sr = (np.arange(self.source_shape[0]) - self.rows.b) / self.rows.a
         sc = (np.arange(self.source_shape[1]) - self.cols.b) / self.cols.a
         grid = np.meshgrid(sr, sc, indexing="ij")
-        return ndimage.map_coordinates(working_map, grid, order=1, mode="constant", cval=0.0).astype(np.float32)
+        return ndimage.map_coordinates(working_map, grid, order=1, mode="constant", cval=0.0).astype(
+            np.float32
+        )
 
     def source_index(self, rc_source: np.ndarray) -> list[float]:
         """Continuous index of the *input image* (SimpleITK order) of a source-slice (row, col)."""
@@ -130,7 +144,9 @@ class _WorkingSlice:
         r, c = float(rc_source[0]), float(rc_source[1])
         if self.lps is None:
             return [float(v) for v in self.image.TransformContinuousIndexToPhysicalPoint((c, r))]
-        return [float(v) for v in self.lps.TransformContinuousIndexToPhysicalPoint((float(self.slice_x), c, r))]
+        return [
+            float(v) for v in self.lps.TransformContinuousIndexToPhysicalPoint((float(self.slice_x), c, r))
+        ]
 
     def working_from_physical(self, point: Sequence[float]) -> np.ndarray:
         if self.lps is None:
@@ -150,7 +166,9 @@ class _WorkingSlice:
         return self.to_working(np.array([r, c]))
 
 
-def _to_square_pixels(arr: np.ndarray, spacing_rc: tuple[float, float]) -> tuple[np.ndarray, float, _AxisMap, _AxisMap]:
+def _to_square_pixels(
+    arr: np.ndarray, spacing_rc: tuple[float, float]
+) -> tuple[np.ndarray, float, _AxisMap, _AxisMap]:
     from scipy import ndimage
 
     sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
@@ -187,13 +205,16 @@ def _axis_letter(vec: Sequence[float]) -> str:
 def _working_slice(img: sitk.Image, slice_index: int | None) -> _WorkingSlice:
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(
-            f"The image has {img.GetNumberOfComponentsPerPixel()} values per pixel.", "pass a single-channel grey image"
+            f"The image has {img.GetNumberOfComponentsPerPixel()} values per pixel.",
+            "pass a single-channel grey image",
         )
     if img.GetDimension() == 2:
         arr = sitk.GetArrayFromImage(img).astype(np.float32)  # rows = y index, cols = x index
         problem = ct_problem(arr)
         if problem:
-            raise InputError(f"Cannot grade this picture: {problem}.", "pass a sagittal T2-weighted MRI slice")
+            raise InputError(
+                f"Cannot grade this picture: {problem}.", "pass a sagittal T2-weighted MRI slice"
+            )
         spacing = (float(img.GetSpacing()[1]), float(img.GetSpacing()[0]))
         problem = slice_shape_problem(arr.shape[0], arr.shape[1], spacing)
         if problem:
@@ -228,7 +249,9 @@ def _working_slice(img: sitk.Image, slice_index: int | None) -> _WorkingSlice:
     n_x = arr.shape[2]
     x = n_x // 2 if slice_index is None else int(slice_index)
     if not 0 <= x < n_x:
-        raise InputError(f"Sagittal slice {x} is outside 0..{n_x - 1}.", "pass a slice index inside the volume")
+        raise InputError(
+            f"Sagittal slice {x} is outside 0..{n_x - 1}.", "pass a slice index inside the volume"
+        )
     source = arr[:, :, x]  # rows = z (inferior -> superior), cols = y (anterior -> posterior)
     sy, sz = float(lps.GetSpacing()[1]), float(lps.GetSpacing()[2])
     problem = slice_shape_problem(source.shape[0], source.shape[1], (sz, sy))
@@ -338,8 +361,10 @@ class SagittalGradingResult:
             "notes": list(self.notes),
             "model": dict(self.model),
             "gradcam_gradings": list(self.gradcam_gradings),
-            "gradings": {t.key: {"title": t.title, "grades": list(t.grades), "grade_names": list(t.grade_names)}
-                         for t in GRADING_TASKS},
+            "gradings": {
+                t.key: {"title": t.title, "grades": list(t.grades), "grade_names": list(t.grade_names)}
+                for t in GRADING_TASKS
+            },
             "intended_use": self.intended_use,
         }
 
@@ -373,7 +398,9 @@ class SagittalGradingResult:
 
 
 # ----------------------------------------------------------------------------------------- inference
-def _locate(model: SagittalGradingModel, candidates: dict[str, _WorkingSlice]) -> dict[str, tuple[np.ndarray, Any]]:
+def _locate(
+    model: SagittalGradingModel, candidates: dict[str, _WorkingSlice]
+) -> dict[str, tuple[np.ndarray, Any]]:
     size = int(model.locator.config["size"])
     inputs, geos = [], []
     for ws in candidates.values():
@@ -434,6 +461,7 @@ def grade_sagittal(
     lowest_ivd: int = 1,
     slice_index: int | None = None,
     l5s1_threshold: float = 0.3,
+    threads: int | None = 1,
 ) -> SagittalGradingResult:
     """Grade every lumbar disc of a sagittal T2 slice (or a volume's mid-sagittal slice).
 
@@ -452,6 +480,7 @@ def grade_sagittal(
         lowest_ivd: IVD number of the lowest hand-given disc (1 = L5/S1).
         slice_index: for a volume, the sagittal slice (LPS x index) to grade; default the middle one.
         l5s1_threshold: smallest L5/S1 heat that recognises L5/S1.
+        threads: PyTorch threads while grading (restored afterwards); ``None`` leaves the setting alone.
 
     Returns:
         A :class:`SagittalGradingResult`.
@@ -464,6 +493,33 @@ def grade_sagittal(
         raise InputError(f"Unknown orientation '{orientation}'.", f"use one of {', '.join(ORIENTATIONS)}")
     tasks = [task_by_key(k).key for k in (gradcam or [])] if gradcam else []
     model, card = load_grading_model(weights)
+    with torch_threads(threads):
+        return _grade(
+            model,
+            card,
+            image,
+            orientation,
+            tasks,
+            require_l5s1,
+            disc_points,
+            lowest_ivd,
+            slice_index,
+            l5s1_threshold,
+        )
+
+
+def _grade(
+    model: SagittalGradingModel,
+    card: Any,
+    image: str | os.PathLike | sitk.Image | np.ndarray,
+    orientation: str,
+    tasks: list[str],
+    require_l5s1: bool,
+    disc_points: Sequence[Sequence[float]] | None,
+    lowest_ivd: int,
+    slice_index: int | None,
+    l5s1_threshold: float,
+) -> SagittalGradingResult:
     img, source = _read_input(image)
     base = _working_slice(img, slice_index)
     notes = list(base.notes)
@@ -477,13 +533,13 @@ def grade_sagittal(
         loc = decode_heatmaps(heat, geo, l5s1_threshold=l5s1_threshold, require_l5s1=require_l5s1)
     notes += loc.notes
     if not loc.discs:
-        raise InputError("No disc could be named on the slice.", "pass a sagittal lumbar T2 slice showing L5/S1 upwards")
+        raise InputError(
+            "No disc could be named on the slice.", "pass a sagittal lumbar T2 slice showing L5/S1 upwards"
+        )
     normalised = normalise_slice(ws.array)
     frames: list[PatchFrame] = [patch_frame((d.row, d.col), d.axis_rc, d.spacing_px) for d in loc.discs]
     patches = np.stack([sample_patch(normalised, f)[None] for f in frames]).astype(np.float32)
-    with torch.no_grad():
-        logits = model.grader(torch.from_numpy(patches))
-    probs = {k: torch.softmax(v, dim=1).numpy() for k, v in SagittalGraderNet.split(logits).items()}
+    probs = _disc_probabilities(model.grader, normalised, loc.discs, patches)
 
     discs: list[DiscGrade] = []
     for i, (d, frame) in enumerate(zip(loc.discs, frames, strict=True)):
@@ -540,7 +596,12 @@ def grade_sagittal(
         l5s1_found=loc.l5s1_found,
         discs=discs,
         notes=notes,
-        model={"name": card.name, "version": card.version, "sha256": card.sha256, "weights_file": card.weights_file},
+        model={
+            "name": card.name,
+            "version": card.version,
+            "sha256": card.sha256,
+            "weights_file": card.weights_file,
+        },
         gradcam_gradings=tasks,
         heatmaps=heatmaps,
     )
@@ -552,6 +613,40 @@ def grade_sagittal(
         "labels": [d.level for d in loc.discs],
     }
     return result
+
+
+#: patch variants averaged at inference (shift along, shift across in disc spacings; scale)
+TEST_TIME_VARIANTS = (
+    (0.0, 0.0, 1.0),
+    (0.05, 0.0, 1.0),
+    (-0.05, 0.0, 1.0),
+    (0.0, 0.05, 1.0),
+    (0.0, -0.05, 1.0),
+    (0.0, 0.0, 0.93),
+    (0.0, 0.0, 1.07),
+)
+
+
+def _disc_probabilities(
+    grader: SagittalGraderNet, normalised: np.ndarray, discs: Sequence[Any], patches: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Class probabilities per grading ``{key: (n_discs, n_classes)}``, averaged over the patch itself and
+    slightly shifted and scaled copies (:data:`TEST_TIME_VARIANTS`, the jitter the classifier was trained with)."""
+    batch = [patches]
+    for along, across, scale in TEST_TIME_VARIANTS[1:]:
+        frames = [
+            patch_frame((d.row, d.col), d.axis_rc, d.spacing_px, scale=scale, shift_spacings=(along, across))
+            for d in discs
+        ]
+        batch.append(np.stack([sample_patch(normalised, f)[None] for f in frames]).astype(np.float32))
+    x = torch.from_numpy(np.concatenate(batch))
+    with torch.no_grad():
+        logits = grader(x)
+    n = len(discs)
+    return {
+        k: torch.softmax(v, dim=1).numpy().reshape(len(batch), n, -1).mean(axis=0)
+        for k, v in SagittalGraderNet.split(logits).items()
+    }
 
 
 def _map_on_input(ws: _WorkingSlice, working_map: np.ndarray) -> sitk.Image:

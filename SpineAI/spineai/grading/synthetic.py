@@ -103,7 +103,10 @@ def synthetic_sagittal_slice(
         v = hi - lo
         axes.append(v / np.linalg.norm(v))
     # canal (bright CSF) behind the column
-    canal_pts = [c + np.array([a[1], -a[0]]) * (0.5 * width + 0.18 * period) for c, a in zip(centres_arr, axes, strict=True)]
+    canal_pts = [
+        c + np.array([a[1], -a[0]]) * (0.5 * width + 0.18 * period)
+        for c, a in zip(centres_arr, axes, strict=True)
+    ]
     canal_line = np.array(canal_pts)
     rr = np.arange(rows)
     canal_col = np.interp(rr, canal_line[::-1, 0], canal_line[::-1, 1])

@@ -61,9 +61,15 @@ _NO_YES = ("absent", "present")
 
 #: the gradings, in the network's head order
 GRADING_TASKS: tuple[GradingTask, ...] = (
-    GradingTask("modic", "Modic", "Modic change", (0, 1, 2, 3), ("none", "type 1", "type 2", "type 3"), False),
-    GradingTask("up_endplate", "UP endplate", "Upper endplate change / Schmorl node", _BINARY, _NO_YES, False),
-    GradingTask("low_endplate", "LOW endplate", "Lower endplate change / Schmorl node", _BINARY, _NO_YES, False),
+    GradingTask(
+        "modic", "Modic", "Modic change", (0, 1, 2, 3), ("none", "type 1", "type 2", "type 3"), False
+    ),
+    GradingTask(
+        "up_endplate", "UP endplate", "Upper endplate change / Schmorl node", _BINARY, _NO_YES, False
+    ),
+    GradingTask(
+        "low_endplate", "LOW endplate", "Lower endplate change / Schmorl node", _BINARY, _NO_YES, False
+    ),
     GradingTask("spondylolisthesis", "Spondylolisthesis", "Spondylolisthesis", _BINARY, _NO_YES, False),
     GradingTask("herniation", "Disc herniation", "Disc herniation", _BINARY, _NO_YES, False),
     GradingTask("narrowing", "Disc narrowing", "Disc narrowing", _BINARY, _NO_YES, False),

@@ -219,7 +219,7 @@ def _sample_anatomy(rng: np.random.Generator) -> dict[str, Any]:
         "muscle_over_spinous_mm": float(rng.uniform(3.0, 9.0)),
         "subcutaneous_fat_mm": float(rng.uniform(8.0, 35.0)),
         "marrow_signal": float(rng.uniform(0.38, 0.55)),
-        "muscle_fat_infiltration": float(rng.uniform(0.0, 0.35)),
+        "muscle_fat_infiltration": float(rng.uniform(0.0, 0.2)),
         "sacral_remnant_disc": bool(rng.random() < 0.3),
     }
 
@@ -599,9 +599,15 @@ def _label_of(name: str) -> int | None:
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple[float, ...]) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
+    """Unit-variance Gaussian random field; very smooth axes are drawn on a coarser grid and interpolated."""
+    from scipy.ndimage import gaussian_filter, zoom
 
-    f = gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
+    factor = [max(1, int(s // 2)) for s in sigma]
+    coarse = tuple(-(-n // f) + (1 if f > 1 else 0) for n, f in zip(shape, factor, strict=True))
+    f = gaussian_filter(rng.standard_normal(coarse).astype(np.float32), [s / k for s, k in zip(sigma, factor, strict=True)],
+                        mode="wrap")
+    if any(k > 1 for k in factor):
+        f = zoom(f, list(factor), order=1)[tuple(slice(0, n) for n in shape)]
     sd = float(f.std())
     return f / sd if sd > 0 else f
 
@@ -826,7 +832,7 @@ def render_sagittal_t2(
             grade = pth["foraminal_stenosis"][side] if dname in path else "none"
             ax_ = np.abs(lx) - bxw
             lateral = (sgn * lx > 0) & (ax_ > -1.0) & (ax_ < 15.0)
-            fy0, fz0, fay, faz = d.ry + 4.5, d.h / 2 + 2.5, 4.8, 7.5
+            fy0, fz0, fay, faz = d.ry + 5.0, d.h / 2 + 3.0, 5.5, 10.0  # ~11 x 20 mm (AP x cranio-caudal)
             foramen = lateral & _ellipse(ly - fy0, lz - fz0, fay, faz)
             run = np.clip(ax_, 0.0, None)
             ry0 = fy0 + 0.5 - 0.25 * run

@@ -10,8 +10,9 @@ model card:
 * max pooling after ``conv1`` and ``conv2`` in-plane only (1x2x2: the 13 sagittal slices are kept, so the
   network can tell left from right foramina) and after ``conv3`` 2x2x2, so ``conv4`` works on a 6 x 12 x 5
   grid (the Grad-CAM resolution);
-* global average pooling, dropout 0.1, a linear layer to two logits (poor, good); the probability of a
-  good outcome is their softmax's second entry.
+* global max pooling (a focal finding, e.g. one stenotic foramen, is not averaged away over the ROI;
+  ``pooling="avg"`` gives global average pooling), dropout 0.1, a linear layer to two logits (poor, good);
+  the probability of a good outcome is their softmax's second entry.
 
 Tensors are ``(batch, 1, D=13, H=100, W=40)``: D sagittal slices from the patient's left to right, H
 superior to inferior, W anterior to posterior (see :mod:`spineai.outcome.roi`).
@@ -45,6 +46,8 @@ class OutcomeCNN3D(nn.Module):
         norm: ``"batch"`` (batch norm before each ReLU), ``"group"`` (group norm, 4 channels per group) or
             ``"none"`` (the paper's plain layers).
         in_channels: image channels (1).
+        pooling: global pooling of ``conv4`` before the linear layer: ``"max"`` (default: a focal finding
+            such as one stenotic foramen is not averaged away) or ``"avg"``.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class OutcomeCNN3D(nn.Module):
         dropout: float = 0.1,
         norm: str = "batch",
         in_channels: int = 1,
+        pooling: str = "max",
     ) -> None:
         super().__init__()
         feats = [int(f) for f in features]
@@ -60,6 +64,8 @@ class OutcomeCNN3D(nn.Module):
             raise ValueError(f"features must list four positive widths (conv1..conv4), got {features}")
         if norm not in ("batch", "group", "none"):
             raise ValueError(f"norm must be 'batch', 'group' or 'none', got {norm!r}")
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.config: dict[str, Any] = {
@@ -67,6 +73,7 @@ class OutcomeCNN3D(nn.Module):
             "dropout": float(dropout),
             "norm": norm,
             "in_channels": int(in_channels),
+            "pooling": pooling,
         }
         chans = [int(in_channels), *feats]
         pools: list[tuple[int, int, int] | None] = [(1, 2, 2), (1, 2, 2), (2, 2, 2), None]
@@ -97,7 +104,10 @@ class OutcomeCNN3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 2)`` of (poor, good) for ``x`` of shape ``(B, 1, D, H, W)``."""
         f = self.features(x)
-        pooled = torch.flatten(nn.functional.adaptive_avg_pool3d(f, 1), 1)
+        if self.config["pooling"] == "max":
+            pooled = torch.flatten(nn.functional.adaptive_max_pool3d(f, 1), 1)
+        else:
+            pooled = torch.flatten(nn.functional.adaptive_avg_pool3d(f, 1), 1)
         return self.classifier(self.dropout(pooled))
 
     @torch.no_grad()
@@ -114,6 +124,7 @@ def build_network(config: Mapping[str, Any] | None = None) -> OutcomeCNN3D:
         dropout=float(cfg.get("dropout", 0.1)),
         norm=str(cfg.get("norm", "batch")),
         in_channels=int(cfg.get("in_channels", 1)),
+        pooling=str(cfg.get("pooling", "max")),
     )
 
 

@@ -44,7 +44,7 @@ class OutcomeTrainConfig:
         learning_rate: Adam learning rate (1e-4).
         rotation_angles: augmentation angles in degrees (the paper's six).
         rotation_prob: share of training samples rotated (the rest are shown as they are).
-        features, dropout, norm: network settings (see :class:`~spineai.outcome.network.OutcomeCNN3D`).
+        features, dropout, norm, pooling: network settings (see :class:`~spineai.outcome.network.OutcomeCNN3D`).
         val_fraction: held-out share for model selection (0.2 = one of five patient-grouped folds).
         seed: random seed (split, initialisation, batches, augmentation).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
@@ -61,6 +61,7 @@ class OutcomeTrainConfig:
     features: tuple[int, ...] = (8, 16, 32, 64)
     dropout: float = 0.1
     norm: str = "batch"
+    pooling: str = "max"
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
@@ -213,7 +214,8 @@ def train_outcome(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = _device(cfg.device)
-    model = build_network({"features": cfg.features, "dropout": cfg.dropout, "norm": cfg.norm}).to(device)
+    model = build_network({"features": cfg.features, "dropout": cfg.dropout, "norm": cfg.norm,
+                           "pooling": cfg.pooling}).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []

@@ -25,8 +25,12 @@ from .triangles import TriangleMeasurements, measure_triangles
 from .views import search_views
 
 
-def plan_case(labels: Any, ct: Any = None, levels: Sequence[str] = ("L4-L5", "L5-S1"),
-              sides: Sequence[str] = ("left", "right")) -> TriangleMeasurements:
+def plan_case(
+    labels: Any,
+    ct: Any = None,
+    levels: Sequence[str] = ("L4-L5", "L5-S1"),
+    sides: Sequence[str] = ("left", "right"),
+) -> TriangleMeasurements:
     """Measure the triangles, search the best C-arm view of each and plan the needle paths.
 
     Args:
@@ -53,8 +57,9 @@ def output_names(result: TriangleMeasurements) -> list[str]:
     return names
 
 
-def write_case_outputs(result: TriangleMeasurements, out_dir: str | os.PathLike, overwrite: bool = False,
-                       images: bool = True) -> dict[str, Path]:
+def write_case_outputs(
+    result: TriangleMeasurements, out_dir: str | os.PathLike, overwrite: bool = False, images: bool = True
+) -> dict[str, Path]:
     """Write every output of a planned case into ``out_dir`` (see the module docstring).
 
     Args:
@@ -77,7 +82,9 @@ def write_case_outputs(result: TriangleMeasurements, out_dir: str | os.PathLike,
     for n in names:  # refuse before writing anything
         check_writable(out / n, overwrite)
     written: dict[str, Path] = {}
-    written["measurements.json"] = write_json(out / "measurements.json", result.to_dict(), overwrite=overwrite)
+    written["measurements.json"] = write_json(
+        out / "measurements.json", result.to_dict(), overwrite=overwrite
+    )
     written["measurements.tsv"] = write_table(result, out / "measurements.tsv", overwrite=overwrite)
     written["planning.mrk.json"] = write_markups(result, out / "planning.mrk.json", overwrite=overwrite)
     if images and result.measured:

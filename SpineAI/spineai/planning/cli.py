@@ -41,8 +41,10 @@ def _read_labels(path: Path, convention: str | None):
     from ..errors import InputError
 
     if not Path(path).exists():
-        raise InputError(f"Segmentation '{path}' does not exist.",
-                         "pass the label map written by 'spineai segment' (labels.nii.gz or segmentation.seg.nrrd)")
+        raise InputError(
+            f"Segmentation '{path}' does not exist.",
+            "pass the label map written by 'spineai segment' (labels.nii.gz or segmentation.seg.nrrd)",
+        )
     return io.read_labelmap(path, mapping=convention)
 
 
@@ -63,14 +65,18 @@ def _print_summary(result, written) -> int:
         for tri in (k, s):
             b = tri.best_view
             if b is not None:
-                line += (f"; {tri.kind} best view oblique {b.oblique_deg:.0f} tilt {b.tilt_deg:+.0f} -> "
-                         f"{b.window_mm2:.0f} mm2{'' if b.usable else ' (NOT usable)'}")
+                line += (
+                    f"; {tri.kind} best view oblique {b.oblique_deg:.0f} tilt {b.tilt_deg:+.0f} -> "
+                    f"{b.window_mm2:.0f} mm2{'' if b.usable else ' (NOT usable)'}"
+                )
         print(line)
         if fm.recommended:
             p = fm.paths[fm.recommended]
-            print(f"      needle ({fm.recommended}): {p.length_mm:.0f} mm"
-                  f"{'' if p.reaches_with_standard_needle else ' (longer than a 90 mm needle)'}, "
-                  f"{p.min_distance_nerve_mm:.1f} mm from nerve, {p.min_distance_bone_mm:.1f} mm from bone")
+            print(
+                f"      needle ({fm.recommended}): {p.length_mm:.0f} mm"
+                f"{'' if p.reaches_with_standard_needle else ' (longer than a 90 mm needle)'}, "
+                f"{p.min_distance_nerve_mm:.1f} mm from nerve, {p.min_distance_bone_mm:.1f} mm from bone"
+            )
         else:
             print(f"      {fm.recommendation}")
     for name, path in written.items():
@@ -100,15 +106,32 @@ def add_measure_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         ),
         formatter_class=_RAW,
     )
-    p.add_argument("segmentation", type=Path, help="label map (.nii.gz with labels.json sidecar, or .seg.nrrd)")
-    p.add_argument("--ct", type=Path, default=None, help="the CT the segmentation was made from (skin, radiographs)")
+    p.add_argument(
+        "segmentation", type=Path, help="label map (.nii.gz with labels.json sidecar, or .seg.nrrd)"
+    )
+    p.add_argument(
+        "--ct", type=Path, default=None, help="the CT the segmentation was made from (skin, radiographs)"
+    )
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (new or empty)")
-    p.add_argument("--levels", nargs="+", default=["L4-L5", "L5-S1"], metavar="LEVEL",
-                   help="levels to measure (default: L4-L5 L5-S1)")
-    p.add_argument("--sides", nargs="+", default=["left", "right"], choices=("left", "right"),
-                   help="patient sides (default: both)")
-    p.add_argument("--label-convention", default=None,
-                   help="convention of a label file without sidecar: canonical, verse, totalseg_v2, ...")
+    p.add_argument(
+        "--levels",
+        nargs="+",
+        default=["L4-L5", "L5-S1"],
+        metavar="LEVEL",
+        help="levels to measure (default: L4-L5 L5-S1)",
+    )
+    p.add_argument(
+        "--sides",
+        nargs="+",
+        default=["left", "right"],
+        choices=("left", "right"),
+        help="patient sides (default: both)",
+    )
+    p.add_argument(
+        "--label-convention",
+        default=None,
+        help="convention of a label file without sidecar: canonical, verse, totalseg_v2, ...",
+    )
     p.add_argument("--no-images", action="store_true", help="skip the radiograph and 3D pictures")
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
     p.set_defaults(func=_guarded("measure", _run_measure))
@@ -145,13 +168,17 @@ def add_plan_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         ),
         formatter_class=_RAW,
     )
-    p.add_argument("segmentation", type=Path, help="label map (.nii.gz with labels.json sidecar, or .seg.nrrd)")
+    p.add_argument(
+        "segmentation", type=Path, help="label map (.nii.gz with labels.json sidecar, or .seg.nrrd)"
+    )
     p.add_argument("--ct", type=Path, default=None, help="the CT the segmentation was made from")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (new or empty)")
     p.add_argument("--level", required=True, help="level, e.g. L5-S1")
     p.add_argument("--side", required=True, choices=("left", "right"), help="patient side")
     p.add_argument("--oblique", type=float, default=25.0, help="ipsilateral oblique, degrees (default 25)")
-    p.add_argument("--tilt", type=float, default=0.0, help="cranio-caudal tilt, degrees, + = cranial (default 0)")
+    p.add_argument(
+        "--tilt", type=float, default=0.0, help="cranio-caudal tilt, degrees, + = cranial (default 0)"
+    )
     p.add_argument("--label-convention", default=None, help="convention of a label file without sidecar")
     p.add_argument("--no-images", action="store_true", help="skip the radiograph and 3D pictures")
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
@@ -170,16 +197,20 @@ def _run_plan(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _refuse_existing(out, args.overwrite)
     labels = _read_labels(args.segmentation, args.label_convention)
-    result = measure_triangles(labels, ct=args.ct, levels=[args.level], sides=[args.side],
-                               view=(args.oblique, args.tilt))
+    result = measure_triangles(
+        labels, ct=args.ct, levels=[args.level], sides=[args.side], view=(args.oblique, args.tilt)
+    )
     for fm in result.measured:
         for tri in fm.triangles.values():
             tri.best_view = tri.view
             tri.usable_view = bool(tri.view.usable) if tri.view is not None else False
             if not tri.usable_view and tri.view is not None:
                 tri.blocked_reason = describe_blocked(tri.kind, fm.level, fm.side, tri.view).replace(
-                    "no C-arm view (oblique 0-45, tilt -30..30) gives", "this view does not give")
+                    "no C-arm view (oblique 0-45, tilt -30..30) gives", "this view does not give"
+                )
     plan_paths(result)
     written = write_case_outputs(result, out, overwrite=args.overwrite, images=not args.no_images)
-    print(f"Plan of {args.level} {args.side} at oblique {args.oblique:g}, tilt {args.tilt:+g} -> {out.resolve()}")
+    print(
+        f"Plan of {args.level} {args.side} at oblique {args.oblique:g}, tilt {args.tilt:+g} -> {out.resolve()}"
+    )
     return _print_summary(result, written)

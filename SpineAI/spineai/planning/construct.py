@@ -46,16 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from .parts import ForamenParts, unit
+from .parts import ForamenParts, unit, voxel_support
 
 KAMBIN_VERTICES = ("apex", "base_medial", "base_lateral")
 SAFE_VERTICES = ("corner", "medial", "inferior")
 KINDS = ("kambin", "safe")
-#: added to the supports of voxel-centre sets (pedicle, articular process, traversing root), as a fraction
-#: of half a voxel's extent along the direction: a labelled voxel's centre lies inside its structure, so the
-#: border lies beyond the outermost centre, by half a voxel on average for a face aligned with the grid and
-#: by almost nothing for a curved or oblique border; about a third is what phantoms at 1 mm call for
-SUPPORT_HALF_VOXEL_FRACTION = 0.35
 
 
 @dataclass
@@ -70,9 +65,14 @@ class Edge:
     vertices: tuple[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(name=self.name, structure=self.structure, border=self.border,
-                    support_direction_lps=np.round(self.direction, 6).tolist(),
-                    support_value_mm=round(float(self.support_mm), 4), vertices=list(self.vertices))
+        return dict(
+            name=self.name,
+            structure=self.structure,
+            border=self.border,
+            support_direction_lps=np.round(self.direction, 6).tolist(),
+            support_value_mm=round(float(self.support_mm), 4),
+            vertices=list(self.vertices),
+        )
 
 
 @dataclass
@@ -127,10 +127,10 @@ def image_axes(axis: np.ndarray, lateral_side: np.ndarray, view: np.ndarray) -> 
     return lateral, up
 
 
-def _support(points: np.ndarray, u: np.ndarray, half_voxel: float) -> float:
+def _support(parts: ForamenParts, points: np.ndarray, u: np.ndarray) -> float:
     if len(points) == 0:
         return -np.inf
-    return float(np.max(points @ u)) + SUPPORT_HALF_VOXEL_FRACTION * half_voxel
+    return voxel_support(points, u, parts.voxel_axes)
 
 
 def _intersect(n1: np.ndarray, c1: float, n2: np.ndarray, c2: float) -> np.ndarray:
@@ -138,7 +138,9 @@ def _intersect(n1: np.ndarray, c1: float, n2: np.ndarray, c2: float) -> np.ndarr
 
 
 def _area(q: np.ndarray) -> float:
-    return float(0.5 * abs((q[1, 0] - q[0, 0]) * (q[2, 1] - q[0, 1]) - (q[2, 0] - q[0, 0]) * (q[1, 1] - q[0, 1])))
+    return float(
+        0.5 * abs((q[1, 0] - q[0, 0]) * (q[2, 1] - q[0, 1]) - (q[2, 0] - q[0, 0]) * (q[1, 1] - q[0, 1]))
+    )
 
 
 def triangles_in_view(parts: ForamenParts, view: np.ndarray) -> dict[str, TriangleInView]:
@@ -151,7 +153,6 @@ def triangles_in_view(parts: ForamenParts, view: np.ndarray) -> dict[str, Triang
     Returns:
         ``{"kambin": TriangleInView, "safe": TriangleInView}``.
     """
-    hv = parts.voxel_half_extent
     v = unit(view)
     lateral, up = image_axes(parts.axis, parts.lateral_side, v)
     seg = parts.exiting
@@ -170,26 +171,43 @@ def triangles_in_view(parts: ForamenParts, view: np.ndarray) -> dict[str, Triang
 
     t_base_abs = parts.lower_frame.body.support(up)
     t_base = t_base_abs - float(np.dot(up, m_pt))
-    sap_val = _support(parts.lower_sap, lateral, hv(lateral))
-    root_val = _support(parts.traversing_above, lateral, hv(lateral))
+    sap_val = _support(parts, parts.lower_sap, lateral)
+    root_val = _support(parts, parts.traversing_above, lateral)
     if root_val > sap_val:
-        h_val, h_struct, h_border = root_val, parts.traversing_root, \
-            "lateral border of the traversing root above the lower endplate"
+        h_val, h_struct, h_border = (
+            root_val,
+            parts.traversing_root,
+            "lateral border of the traversing root above the lower endplate",
+        )
     else:
-        h_val, h_struct, h_border = sap_val, parts.lower, \
-            f"lateral border of the superior articular process ({parts.side})"
+        h_val, h_struct, h_border = (
+            sap_val,
+            parts.lower,
+            f"lateral border of the superior articular process ({parts.side})",
+        )
     s_height = h_val - float(np.dot(lateral, m_pt))
-    ped_val = _support(parts.upper_pedicle, -up, hv(up))
+    ped_val = _support(parts, parts.upper_pedicle, -up)
     t_ped = -ped_val - float(np.dot(up, m_pt))
     body_val = parts.upper_frame.body.support(lateral)
     s_body = body_val - float(np.dot(lateral, m_pt))
     ex, ey = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     descending = normal[0] > 1e-9
 
-    def pack(kind: str, q: np.ndarray, valid: bool, names: tuple[str, ...], edges: list[Edge]) -> TriangleInView:
-        return TriangleInView(kind=kind, view=v, lateral=lateral, up=up, origin=m_pt, vertices_image=q,
-                              vertex_names=names, area_mm2=_area(q) if valid else 0.0, degenerate=not valid,
-                              edges=edges)
+    def pack(
+        kind: str, q: np.ndarray, valid: bool, names: tuple[str, ...], edges: list[Edge]
+    ) -> TriangleInView:
+        return TriangleInView(
+            kind=kind,
+            view=v,
+            lateral=lateral,
+            up=up,
+            origin=m_pt,
+            vertices_image=q,
+            vertex_names=names,
+            area_mm2=_area(q) if valid else 0.0,
+            degenerate=not valid,
+            edges=edges,
+        )
 
     # Kambin
     if descending and np.isfinite(s_height):
@@ -202,13 +220,31 @@ def triangles_in_view(parts: ForamenParts, view: np.ndarray) -> dict[str, Triang
         k, k_valid = np.zeros((3, 2)), False
     root_u = parts.exiting_root
     m_up = float(np.dot(m3, m_pt))
-    kambin = pack("kambin", k, k_valid, KAMBIN_VERTICES, [
-        Edge("hypotenuse", root_u, "inferior border of the exiting root's foraminal segment", -m3,
-             -(c_low + m_up), ("apex", "base_lateral")),
-        Edge("height", h_struct, h_border, lateral, h_val, ("apex", "base_medial")),
-        Edge("base", parts.lower, "superior border (superior endplate) of the lower vertebral body", up,
-             t_base_abs, ("base_medial", "base_lateral")),
-    ])
+    kambin = pack(
+        "kambin",
+        k,
+        k_valid,
+        KAMBIN_VERTICES,
+        [
+            Edge(
+                "hypotenuse",
+                root_u,
+                "inferior border of the exiting root's foraminal segment",
+                -m3,
+                -(c_low + m_up),
+                ("apex", "base_lateral"),
+            ),
+            Edge("height", h_struct, h_border, lateral, h_val, ("apex", "base_medial")),
+            Edge(
+                "base",
+                parts.lower,
+                "superior border (superior endplate) of the lower vertebral body",
+                up,
+                t_base_abs,
+                ("base_medial", "base_lateral"),
+            ),
+        ],
+    )
     # safe
     if descending:
         corner = _intersect(ey, t_ped, ex, s_body)
@@ -218,14 +254,38 @@ def triangles_in_view(parts: ForamenParts, view: np.ndarray) -> dict[str, Triang
         s_valid = bool(inferior[1] < t_ped - 1e-9 and medial[0] < s_body - 1e-9)
     else:
         q, s_valid = np.zeros((3, 2)), False
-    safe = pack("safe", q, s_valid, SAFE_VERTICES, [
-        Edge("hypotenuse", root_u, "superior (outer) border of the exiting root's foraminal segment", m3,
-             c_up + m_up, ("medial", "inferior")),
-        Edge("height", parts.upper, "lateral border of the upper vertebral body", lateral, body_val,
-             ("corner", "inferior")),
-        Edge("base", parts.upper, f"lower margin of the upper vertebra's pedicle ({parts.side})", -up, ped_val,
-             ("corner", "medial")),
-    ])
+    safe = pack(
+        "safe",
+        q,
+        s_valid,
+        SAFE_VERTICES,
+        [
+            Edge(
+                "hypotenuse",
+                root_u,
+                "superior (outer) border of the exiting root's foraminal segment",
+                m3,
+                c_up + m_up,
+                ("medial", "inferior"),
+            ),
+            Edge(
+                "height",
+                parts.upper,
+                "lateral border of the upper vertebral body",
+                lateral,
+                body_val,
+                ("corner", "inferior"),
+            ),
+            Edge(
+                "base",
+                parts.upper,
+                f"lower margin of the upper vertebra's pedicle ({parts.side})",
+                -up,
+                ped_val,
+                ("corner", "medial"),
+            ),
+        ],
+    )
     return {"kambin": kambin, "safe": safe}
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -56,8 +55,16 @@ def synthetic_ct(labels: sitk.Image) -> sitk.Image:
     return out
 
 
-def drr(ct: sitk.Image, view: np.ndarray, lateral: np.ndarray, up: np.ndarray, centre: np.ndarray,
-        size_mm: float = 110.0, pixel_mm: float = 0.7, step_mm: float = 1.0) -> np.ndarray:
+def drr(
+    ct: sitk.Image,
+    view: np.ndarray,
+    lateral: np.ndarray,
+    up: np.ndarray,
+    centre: np.ndarray,
+    size_mm: float = 110.0,
+    pixel_mm: float = 0.7,
+    step_mm: float = 1.0,
+) -> np.ndarray:
     """Parallel-beam DRR of ``ct`` along ``view`` (see the module docstring).
 
     Args:
@@ -82,7 +89,9 @@ def drr(ct: sitk.Image, view: np.ndarray, lateral: np.ndarray, up: np.ndarray, c
     m = np.asarray(ct.GetDirection(), float).reshape(3, 3) @ np.diag(ct.GetSpacing())
     inv = np.linalg.inv(m)
     size = np.asarray(ct.GetSize())
-    corners = np.array([[a, b, c] for a in (0, size[0] - 1) for b in (0, size[1] - 1) for c in (0, size[2] - 1)])
+    corners = np.array(
+        [[a, b, c] for a in (0, size[0] - 1) for b in (0, size[1] - 1) for c in (0, size[2] - 1)]
+    )
     corners_lps = origin + corners @ m.T
     t_proj = (corners_lps - centre) @ v
     ts = np.arange(float(t_proj.min()), float(t_proj.max()) + step_mm, step_mm)
@@ -93,11 +102,20 @@ def drr(ct: sitk.Image, view: np.ndarray, lateral: np.ndarray, up: np.ndarray, c
     for r0 in range(0, n, rows_per_chunk):
         rows = np.arange(r0, min(n, r0 + rows_per_chunk))
         w = -coords[rows]  # row 0 at the top: largest "up"
-        pix = centre[None, None, :] + w[:, None, None] * up[None, None, :] + coords[None, :, None] * lateral[None, None, :]
+        pix = (
+            centre[None, None, :]
+            + w[:, None, None] * up[None, None, :]
+            + coords[None, :, None] * lateral[None, None, :]
+        )
         pts = pix[:, :, None, :] + ts[None, None, :, None] * v[None, None, None, :]
         idx = (pts - origin) @ inv.T  # (rows, n, T, 3) as (i, j, k)
-        sample = map_coordinates(mu, [idx[..., 2].ravel(), idx[..., 1].ravel(), idx[..., 0].ravel()], order=1,
-                                 mode="constant", cval=0.0)
+        sample = map_coordinates(
+            mu,
+            [idx[..., 2].ravel(), idx[..., 1].ravel(), idx[..., 0].ravel()],
+            order=1,
+            mode="constant",
+            cval=0.0,
+        )
         out[rows] = sample.reshape(len(rows), n, len(ts)).sum(axis=2) * step_mm
     return out
 
@@ -114,8 +132,13 @@ def _to_screen(q: np.ndarray, side: str) -> np.ndarray:
     return np.column_stack([-s * q[:, 0], q[:, 1]])
 
 
-def render_carm_png(result: TriangleMeasurements, fm: ForamenMeasurement, path: str | os.PathLike,
-                    overwrite: bool = False, size_mm: float = 110.0) -> Path:
+def render_carm_png(
+    result: TriangleMeasurements,
+    fm: ForamenMeasurement,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    size_mm: float = 110.0,
+) -> Path:
     """PNG of what the C-arm shows at the planned view of one foramen, plus a perpendicular view of the needle.
 
     Left panel: DRR at the recommended path's view (or the safe triangle's best view) with both triangles
@@ -157,19 +180,34 @@ def render_carm_png(result: TriangleMeasurements, fm: ForamenMeasurement, path: 
         q = t.vertices_image - np.array([np.dot(lateral, centre - t.origin), np.dot(up, centre - t.origin)])
         sc = _to_screen(q, fm.side)
         ax.fill(sc[:, 0], sc[:, 1], color=colours[k], alpha=0.25 if k == kind else 0.12)
-        ax.plot(*np.vstack([sc, sc[:1]]).T, color=colours[k], lw=1.8,
-                label=f"{KIND_TITLES[k]} ({t.area_mm2:.0f} mm2 in this view)")
+        ax.plot(
+            *np.vstack([sc, sc[:1]]).T,
+            color=colours[k],
+            lw=1.8,
+            label=f"{KIND_TITLES[k]} ({t.area_mm2:.0f} mm2 in this view)",
+        )
     if path_obj is not None:
-        qt = np.array([[np.dot(lateral, path_obj.target_lps - centre), np.dot(up, path_obj.target_lps - centre)]])
+        qt = np.array(
+            [[np.dot(lateral, path_obj.target_lps - centre), np.dot(up, path_obj.target_lps - centre)]]
+        )
         st = _to_screen(qt, fm.side)[0]
         ax.plot(st[0], st[1], marker="o", ms=9, mfc="none", mec="#ff4030", mew=2.2)
-        ax.plot(st[0], st[1], marker="+", ms=14, color="#ff4030", mew=1.6,
-                label=f"needle end-on ({'safe' if path_obj.safe else 'BLOCKED'})")
+        ax.plot(
+            st[0],
+            st[1],
+            marker="+",
+            ms=14,
+            color="#ff4030",
+            mew=1.6,
+            label=f"needle end-on ({'safe' if path_obj.safe else 'BLOCKED'})",
+        )
     ax.set_xlim(-half, half)
     ax.set_ylim(-half, half)
-    ax.set_title(f"{fm.level} {fm.side}: C-arm {view.oblique_deg:.0f} deg oblique, tilt {view.tilt_deg:+.0f} deg\n"
-                 f"(level frame; patient frame {view.patient_oblique_deg:.0f} / {view.patient_tilt_deg:+.0f} deg)",
-                 fontsize=10)
+    ax.set_title(
+        f"{fm.level} {fm.side}: C-arm {view.oblique_deg:.0f} deg oblique, tilt {view.tilt_deg:+.0f} deg\n"
+        f"(level frame; patient frame {view.patient_oblique_deg:.0f} / {view.patient_tilt_deg:+.0f} deg)",
+        fontsize=10,
+    )
     ax.set_xlabel("patient left  <-  mm  ->  patient right")
     ax.set_ylabel("caudal  <-  mm  ->  cranial")
     ax.legend(loc="lower left", fontsize=8, framealpha=0.7)
@@ -186,10 +224,17 @@ def render_carm_png(result: TriangleMeasurements, fm: ForamenMeasurement, path: 
     ax2.imshow(img2, cmap="gray", extent=(-half2, half2, -half2, half2), origin="upper", vmin=lo2, vmax=hi2)
     if path_obj is not None:
         pe = np.array([np.dot(lat2, path_obj.entry_lps - centre2), np.dot(up, path_obj.entry_lps - centre2)])
-        pt = np.array([np.dot(lat2, path_obj.target_lps - centre2), np.dot(up, path_obj.target_lps - centre2)])
+        pt = np.array(
+            [np.dot(lat2, path_obj.target_lps - centre2), np.dot(up, path_obj.target_lps - centre2)]
+        )
         reach = "reaches" if path_obj.reaches_with_standard_needle else "longer than"
-        ax2.plot([pe[0], pt[0]], [pe[1], pt[1]], color="#ff4030", lw=2.0,
-                 label=f"needle {path_obj.length_mm:.0f} mm ({reach} a 90 mm needle)")
+        ax2.plot(
+            [pe[0], pt[0]],
+            [pe[1], pt[1]],
+            color="#ff4030",
+            lw=2.0,
+            label=f"needle {path_obj.length_mm:.0f} mm ({reach} a 90 mm needle)",
+        )
         ax2.plot(pt[0], pt[1], marker="o", color="#ff4030", ms=5)
         ax2.plot(pe[0], pe[1], marker="s", color="#ff4030", ms=5)
     for k, t in tris.items():
@@ -211,9 +256,3 @@ def render_carm_png(result: TriangleMeasurements, fm: ForamenMeasurement, path: 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return Path(path)
-
-
-def drr_contrast(img: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
-    """Mean DRR value inside and outside a boolean pixel mask (for checks and reports)."""
-    return dict(inside=float(img[mask].mean()) if mask.any() else float("nan"),
-                outside=float(img[~mask].mean()) if (~mask).any() else float("nan"))

@@ -7,8 +7,9 @@ The file follows Slicer's markups schema v1.0.3
 ``coordinateSystem: "LPS"`` (allowed by the schema; Slicer converts to its RAS world on loading),
 ``coordinateUnits: "mm"``, ``controlPoints`` with 3-number ``position`` arrays and ``positionStatus``
 ``"defined"``, a ``display`` block (colours in 0..1) and, for triangles, an area ``measurement``
-(``mm2``). Slicer loads every markup of the file as its own node, named by ``name``
-(``vtkSlicerMarkupsLogic::LoadMarkups``).
+(``mm2``; named ``area`` like the closed curve's own area measurement, which Slicer recomputes from the
+points and which agrees, the triangle being flat). Slicer loads every markup of the file as its own node,
+named by ``name`` (``vtkSlicerMarkupsLogic::LoadMarkups``).
 """
 
 from __future__ import annotations
@@ -23,44 +24,108 @@ from ..errors import InputError
 from ..outputs import write_json
 from .triangles import TriangleMeasurements
 
-SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/"
-          "markups-schema-v1.0.3.json#")
+SCHEMA = (
+    "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/"
+    "markups-schema-v1.0.3.json#"
+)
 MARKUP_TYPES = ("Fiducial", "Line", "Angle", "Curve", "ClosedCurve", "Plane", "ROI")
-GLYPH_TYPES = ("Vertex2D", "Dash2D", "Cross2D", "ThickCross2D", "Triangle2D", "Square2D", "Circle2D", "Diamond2D",
-               "Arrow2D", "ThickArrow2D", "HookedArrow2D", "StarBurst2D", "Sphere3D", "Diamond3D")
+GLYPH_TYPES = (
+    "Vertex2D",
+    "Dash2D",
+    "Cross2D",
+    "ThickCross2D",
+    "Triangle2D",
+    "Square2D",
+    "Circle2D",
+    "Diamond2D",
+    "Arrow2D",
+    "ThickArrow2D",
+    "HookedArrow2D",
+    "StarBurst2D",
+    "Sphere3D",
+    "Diamond3D",
+)
 POSITION_STATUS = ("undefined", "preview", "defined")
-COLOURS = {"kambin": (0.2, 0.8, 0.3), "safe": (0.2, 0.55, 1.0), "needle": (1.0, 0.25, 0.2),
-           "kambin_view": (0.55, 0.95, 0.6), "safe_view": (0.55, 0.8, 1.0)}
+COLOURS = {
+    "kambin": (0.2, 0.8, 0.3),
+    "safe": (0.2, 0.55, 1.0),
+    "needle": (1.0, 0.25, 0.2),
+    "kambin_view": (0.55, 0.95, 0.6),
+    "safe_view": (0.55, 0.8, 1.0),
+}
 
 
 def _point(label: str, pos: np.ndarray, description: str = "") -> dict[str, Any]:
-    return {"id": label, "label": label, "description": description, "associatedNodeID": "",
-            "position": [round(float(x), 4) for x in pos],
-            "orientation": [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0],
-            "selected": True, "locked": True, "visibility": True, "positionStatus": "defined"}
+    return {
+        "id": label,
+        "label": label,
+        "description": description,
+        "associatedNodeID": "",
+        "position": [round(float(x), 4) for x in pos],
+        "orientation": [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0],
+        "selected": True,
+        "locked": True,
+        "visibility": True,
+        "positionStatus": "defined",
+    }
 
 
-def _display(colour: tuple[float, float, float], glyph: str = "Sphere3D", labels: bool = True) -> dict[str, Any]:
-    return {"visibility": True, "opacity": 1.0, "color": list(colour), "selectedColor": list(colour),
-            "activeColor": [0.4, 1.0, 0.0], "propertiesLabelVisibility": True, "pointLabelsVisibility": labels,
-            "textScale": 3.0, "glyphType": glyph, "glyphScale": 1.5, "glyphSize": 5.0, "useGlyphScale": True,
-            "sliceProjection": False, "lineThickness": 0.2, "snapMode": "unconstrained"}
+def _display(
+    colour: tuple[float, float, float], glyph: str = "Sphere3D", labels: bool = True
+) -> dict[str, Any]:
+    return {
+        "visibility": True,
+        "opacity": 1.0,
+        "color": list(colour),
+        "selectedColor": list(colour),
+        "activeColor": [0.4, 1.0, 0.0],
+        "propertiesLabelVisibility": True,
+        "pointLabelsVisibility": labels,
+        "textScale": 3.0,
+        "glyphType": glyph,
+        "glyphScale": 1.5,
+        "glyphSize": 5.0,
+        "useGlyphScale": True,
+        "sliceProjection": False,
+        "lineThickness": 0.2,
+        "snapMode": "unconstrained",
+    }
 
 
-def _markup(kind: str, name: str, points: list[dict[str, Any]], colour: tuple[float, float, float],
-            measurements: list[dict[str, Any]] | None = None, description: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {"type": kind, "name": name, "coordinateSystem": "LPS", "coordinateUnits": "mm",
-                           "locked": True, "fixedNumberOfControlPoints": True, "labelFormat": "%N-%d",
-                           "controlPoints": points, "measurements": measurements or [],
-                           "display": _display(colour, labels=kind != "ClosedCurve")}
+def _markup(
+    kind: str,
+    name: str,
+    points: list[dict[str, Any]],
+    colour: tuple[float, float, float],
+    measurements: list[dict[str, Any]] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": kind,
+        "name": name,
+        "coordinateSystem": "LPS",
+        "coordinateUnits": "mm",
+        "locked": True,
+        "fixedNumberOfControlPoints": True,
+        "labelFormat": "%N-%d",
+        "controlPoints": points,
+        "measurements": measurements or [],
+        "display": _display(colour, labels=kind != "ClosedCurve"),
+    }
     if description:
         out["description"] = description
     return out
 
 
 def _area(value: float, description: str) -> dict[str, Any]:
-    return {"name": "area", "enabled": True, "value": round(float(value), 4), "units": "mm2",
-            "description": description, "printFormat": "%-#4.4g%s"}
+    return {
+        "name": "area",
+        "enabled": True,
+        "value": round(float(value), 4),
+        "units": "mm2",
+        "description": description,
+        "printFormat": "%-#4.4g%s",
+    }
 
 
 def build_markups(result: TriangleMeasurements, include_view_triangles: bool = True) -> dict[str, Any]:
@@ -68,36 +133,81 @@ def build_markups(result: TriangleMeasurements, include_view_triangles: bool = T
 
     Per foramen: a ``ClosedCurve`` per triangle in the reference view (``"Kambin L5-S1 left"``, with its
     true area), optionally the same triangle in its best C-arm view (``"Kambin L5-S1 left (C-arm view)"``,
-    with its accessible window), and per needle path a ``Line`` (``"Needle L5-S1 left (safe)"``, entry ->
+    with its area there and its accessible window), and per needle path a ``Line`` (``"Needle L5-S1 left (safe)"``, entry ->
     target) and a ``Fiducial`` list with the two points (``"Entry/target L5-S1 left (safe)"``).
     """
     markups: list[dict[str, Any]] = []
     for fm in result.measured:
         for kind, tri in fm.triangles.items():
             pts = [_point(n, p) for n, p in zip(tri.vertex_names, tri.vertices_lps_mm, strict=True)]
-            markups.append(_markup("ClosedCurve", tri.name, pts, COLOURS[kind],
-                                   [_area(tri.area_mm2, "true area (reference posteroanterior view)")]))
+            markups.append(
+                _markup(
+                    "ClosedCurve",
+                    tri.name,
+                    pts,
+                    COLOURS[kind],
+                    [_area(tri.area_mm2, "true area (reference posteroanterior view)")],
+                )
+            )
             best = tri.best_view or tri.view
             if include_view_triangles and best is not None and not best.degenerate:
                 pts = [_point(n, p) for n, p in zip(tri.vertex_names, best.vertices_lps_mm, strict=True)]
-                desc = (f"oblique {best.oblique_deg:.1f} deg, tilt {best.tilt_deg:+.1f} deg (level frame); "
-                        f"accessible window {best.window_mm2:.1f} mm2")
-                markups.append(_markup("ClosedCurve", f"{tri.name} (C-arm view)", pts, COLOURS[f"{kind}_view"],
-                                       [_area(best.window_mm2, "accessible window in this view"),
-                                        {"name": "triangle area in this view", "enabled": True,
-                                         "value": round(float(best.area_mm2), 4), "units": "mm2"}], desc))
+                desc = (
+                    f"oblique {best.oblique_deg:.1f} deg, tilt {best.tilt_deg:+.1f} deg (level frame); "
+                    f"accessible window {best.window_mm2:.1f} mm2"
+                )
+                markups.append(
+                    _markup(
+                        "ClosedCurve",
+                        f"{tri.name} (C-arm view)",
+                        pts,
+                        COLOURS[f"{kind}_view"],
+                        [
+                            _area(best.area_mm2, "triangle area in this C-arm view"),
+                            {
+                                "name": "accessible window",
+                                "enabled": True,
+                                "value": round(float(best.window_mm2), 4),
+                                "units": "mm2",
+                                "description": "part a straight needle along the view reaches",
+                            },
+                        ],
+                        desc,
+                    )
+                )
         for _kind, path in fm.paths.items():
-            line = [_point("entry", path.entry_lps, "skin entry"), _point("target", path.target_lps, "needle tip")]
+            line = [
+                _point("entry", path.entry_lps, "skin entry"),
+                _point("target", path.target_lps, "needle tip"),
+            ]
             recommended = " recommended" if fm.recommended == path.kind else ""
-            desc = (f"{path.length_mm:.1f} mm; oblique {path.oblique_deg:.1f}, tilt {path.tilt_deg:+.1f} deg; "
-                    f"{'safe' if path.safe else 'blocked'}{recommended}")
-            markups.append(_markup("Line", path.name, line, COLOURS["needle"],
-                                   [{"name": "length", "enabled": True, "value": round(path.length_mm, 3),
-                                     "units": "mm"}], desc))
+            desc = (
+                f"{path.length_mm:.1f} mm; oblique {path.oblique_deg:.1f}, tilt {path.tilt_deg:+.1f} deg; "
+                f"{'safe' if path.safe else 'blocked'}{recommended}"
+            )
+            markups.append(
+                _markup(
+                    "Line",
+                    path.name,
+                    line,
+                    COLOURS["needle"],
+                    [{"name": "length", "enabled": True, "value": round(path.length_mm, 3), "units": "mm"}],
+                    desc,
+                )
+            )
             fid_name = path.name.replace("Needle", "Entry/target")
-            markups.append(_markup("Fiducial", fid_name, [_point("entry", path.entry_lps, "skin entry"),
-                                                          _point("target", path.target_lps, "needle tip")],
-                                   COLOURS["needle"], description=desc))
+            markups.append(
+                _markup(
+                    "Fiducial",
+                    fid_name,
+                    [
+                        _point("entry", path.entry_lps, "skin entry"),
+                        _point("target", path.target_lps, "needle tip"),
+                    ],
+                    COLOURS["needle"],
+                    description=desc,
+                )
+            )
     return {"@schema": SCHEMA, "markups": markups}
 
 
@@ -110,12 +220,17 @@ def write_markups(result: TriangleMeasurements, path: str | os.PathLike, overwri
 
 # ------------------------------------------------------------------------------------------- validation
 def _fail(where: str, what: str) -> None:
-    raise InputError(f"Markups JSON {where}: {what}.", "write markups with spineai.planning.markups.build_markups")
+    raise InputError(
+        f"Markups JSON {where}: {what}.", "write markups with spineai.planning.markups.build_markups"
+    )
 
 
 def _vector(v: Any, n: int, where: str, lo: float | None = None, hi: float | None = None) -> None:
-    if not isinstance(v, list) or len(v) != n or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                          for x in v):
+    if (
+        not isinstance(v, list)
+        or len(v) != n
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    ):
         _fail(where, f"must be a list of {n} numbers")
     if lo is not None and any(x < lo or x > hi for x in v):  # type: ignore[operator]
         _fail(where, f"values must lie in {lo}..{hi}")
@@ -141,8 +256,9 @@ def validate_markups(data: Any) -> None:
     for key in ("@schema", "markups"):
         if key not in data:
             _fail("document", f"has no '{key}'")
-    if not isinstance(data["@schema"], str) or not re.search(r"markups-schema-v1\.[0-9]+\.[0-9]+\.json#*$",
-                                                             data["@schema"].lower()):
+    if not isinstance(data["@schema"], str) or not re.search(
+        r"markups-schema-v1\.[0-9]+\.[0-9]+\.json#*$", data["@schema"].lower()
+    ):
         _fail("@schema", "is not a markups-schema-v1.x.y.json URL")
     if not isinstance(data["markups"], list):
         _fail("markups", "is not an array")
@@ -157,8 +273,10 @@ def validate_markups(data: Any) -> None:
         if m.get("coordinateSystem", "LPS") not in ("LPS", "RAS"):
             _fail(f"{w}.coordinateSystem", "must be LPS or RAS")
         units = m.get("coordinateUnits", "mm")
-        if not (units in ("mm", "um") or (isinstance(units, list) and len(units) == 3
-                                           and all(isinstance(u, str) for u in units))):
+        if not (
+            units in ("mm", "um")
+            or (isinstance(units, list) and len(units) == 3 and all(isinstance(u, str) for u in units))
+        ):
             _fail(f"{w}.coordinateUnits", "must be 'mm', 'um' or a 3-string code")
         for key in ("locked", "fixedNumberOfControlPoints"):
             if key in m and not isinstance(m[key], bool):

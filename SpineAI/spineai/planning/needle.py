@@ -99,28 +99,46 @@ class NeedlePath:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(
-            name=self.name, level=self.level, side=self.side, triangle=self.kind,
-            oblique_deg=round(self.oblique_deg, 2), tilt_deg=round(self.tilt_deg, 2),
-            patient_oblique_deg=round(self.patient_oblique_deg, 2), patient_tilt_deg=round(self.patient_tilt_deg, 2),
-            direction_lps=_r(self.direction_lps, 6), target_lps=_r(self.target_lps, 3),
-            entry_lps=_r(self.entry_lps, 3), length_mm=round(self.length_mm, 2),
-            needle_length_mm=NEEDLE_LENGTH_MM, reaches_with_standard_needle=bool(self.reaches_with_standard_needle),
+            name=self.name,
+            level=self.level,
+            side=self.side,
+            triangle=self.kind,
+            oblique_deg=round(self.oblique_deg, 2),
+            tilt_deg=round(self.tilt_deg, 2),
+            patient_oblique_deg=round(self.patient_oblique_deg, 2),
+            patient_tilt_deg=round(self.patient_tilt_deg, 2),
+            direction_lps=_r(self.direction_lps, 6),
+            target_lps=_r(self.target_lps, 3),
+            entry_lps=_r(self.entry_lps, 3),
+            length_mm=round(self.length_mm, 2),
+            needle_length_mm=NEEDLE_LENGTH_MM,
+            reaches_with_standard_needle=bool(self.reaches_with_standard_needle),
             angle_to_axial_deg=round(self.angle_to_axial_deg, 2),
             angle_to_sagittal_deg=round(self.angle_to_sagittal_deg, 2),
-            min_distance_nerve_mm=round(self.min_distance_nerve_mm, 2), nearest_nerve=self.nearest_nerve,
-            min_distance_bone_mm=round(self.min_distance_bone_mm, 2), nearest_bone=self.nearest_bone,
-            crossed=list(self.crossed), forbidden_crossed=list(self.forbidden_crossed), safe=bool(self.safe),
-            skin_found=bool(self.skin_found), target_clearance_mm=round(self.target_clearance_mm, 3),
-            window_mm2=round(self.window_mm2, 3), notes=list(self.notes),
+            min_distance_nerve_mm=round(self.min_distance_nerve_mm, 2),
+            nearest_nerve=self.nearest_nerve,
+            min_distance_bone_mm=round(self.min_distance_bone_mm, 2),
+            nearest_bone=self.nearest_bone,
+            crossed=list(self.crossed),
+            forbidden_crossed=list(self.forbidden_crossed),
+            safe=bool(self.safe),
+            skin_found=bool(self.skin_found),
+            target_clearance_mm=round(self.target_clearance_mm, 3),
+            window_mm2=round(self.window_mm2, 3),
+            notes=list(self.notes),
         )
 
 
 def _is_forbidden(value: int) -> bool:
     s = BY_LABEL.get(int(value))
-    return s is not None and (s.kind in BONE_KINDS_BLOCKING or s.kind in NERVE_KINDS or s.name in ("bone", "nerve"))
+    return s is not None and (
+        s.kind in BONE_KINDS_BLOCKING or s.kind in NERVE_KINDS or s.name in ("bone", "nerve")
+    )
 
 
-def _skin_entry(target: np.ndarray, direction: np.ndarray, vol, ct: sitk.Image | None) -> tuple[np.ndarray, bool]:
+def _skin_entry(
+    target: np.ndarray, direction: np.ndarray, vol, ct: sitk.Image | None
+) -> tuple[np.ndarray, bool]:
     """Entry point on the skin (or the edge of the field of view) going from ``target`` along ``-direction``."""
     back = -direction
     lo, hi = vol.bounds_lps()
@@ -140,7 +158,7 @@ def _skin_entry(target: np.ndarray, direction: np.ndarray, vol, ct: sitk.Image |
     air = (hu < SKIN_HU) & inside
     run = int(np.ceil(SKIN_AIR_RUN_MM / 0.5))
     for i in range(len(ts)):
-        if air[i] and (air[i:i + run].all() or not inside[min(i + run, len(ts) - 1)]):
+        if air[i] and (air[i : i + run].all() or not inside[min(i + run, len(ts) - 1)]):
             if i == 0:
                 return target.copy(), True
             return target + ts[i - 1] * back + 0.25 * back, True
@@ -172,7 +190,9 @@ def _clearance(points: np.ndarray, vol, values: list[int]) -> tuple[float, str]:
     return max(best, 0.0), name
 
 
-def plan_path(measurements: TriangleMeasurements, fm: ForamenMeasurement, tri: TriangleMeasurement) -> NeedlePath:
+def plan_path(
+    measurements: TriangleMeasurements, fm: ForamenMeasurement, tri: TriangleMeasurement
+) -> NeedlePath:
     """The needle path to one triangle at its best view (see the module docstring)."""
     vol = measurements.volume
     view = tri.best_view or tri.view
@@ -192,8 +212,10 @@ def plan_path(measurements: TriangleMeasurements, fm: ForamenMeasurement, tri: T
     d = view.direction_lps / np.linalg.norm(view.direction_lps)
     entry, skin = _skin_entry(target, d, vol, measurements.ct)
     if not skin:
-        notes.append("the skin is outside the image (or no CT was given): the entry is the edge of the field "
-                     "of view and the length is a lower bound")
+        notes.append(
+            "the skin is outside the image (or no CT was given): the entry is the edge of the field "
+            "of view and the length is a lower bound"
+        )
     length = float(np.linalg.norm(target - entry))
     n = max(2, int(np.ceil(length / _STEP_MM)) + 1)
     line = entry[None, :] + np.linspace(0.0, 1.0, n)[:, None] * (target - entry)[None, :]
@@ -204,31 +226,58 @@ def plan_path(measurements: TriangleMeasurements, fm: ForamenMeasurement, tri: T
             crossed.append(BY_LABEL[int(v)].name)
     forbidden = [c for c in crossed if _is_forbidden(BY_NAME[c].label)]
     present = sorted(vol.labels_present())
-    nerve_values = [v for v in present if v in BY_LABEL and (BY_LABEL[v].kind in NERVE_KINDS or
-                                                            BY_LABEL[v].name == "nerve")]
-    bone_values = [v for v in present if v in BY_LABEL and (BY_LABEL[v].kind in BONE_KINDS_BLOCKING or
-                                                           BY_LABEL[v].name == "bone")]
+    nerve_values = [
+        v
+        for v in present
+        if v in BY_LABEL and (BY_LABEL[v].kind in NERVE_KINDS or BY_LABEL[v].name == "nerve")
+    ]
+    bone_values = [
+        v
+        for v in present
+        if v in BY_LABEL and (BY_LABEL[v].kind in BONE_KINDS_BLOCKING or BY_LABEL[v].name == "bone")
+    ]
     d_nerve, n_name = _clearance(line, vol, nerve_values)
     d_bone, b_name = _clearance(line, vol, bone_values)
     if length > NEEDLE_LENGTH_MM:
-        notes.append(f"the path is {length:.0f} mm long: a standard {NEEDLE_LENGTH_MM:.0f} mm (3.5 inch) needle "
-                     "does not reach; use a longer one (e.g. 5 inch / 127 mm)")
+        notes.append(
+            f"the path is {length:.0f} mm long: a standard {NEEDLE_LENGTH_MM:.0f} mm (3.5 inch) needle "
+            "does not reach; use a longer one (e.g. 5 inch / 127 mm)"
+        )
     return NeedlePath(
-        level=fm.level, side=fm.side, kind=tri.kind, oblique_deg=view.oblique_deg, tilt_deg=view.tilt_deg,
-        patient_oblique_deg=view.patient_oblique_deg, patient_tilt_deg=view.patient_tilt_deg, direction_lps=d,
-        target_lps=target, entry_lps=entry, length_mm=length,
+        level=fm.level,
+        side=fm.side,
+        kind=tri.kind,
+        oblique_deg=view.oblique_deg,
+        tilt_deg=view.tilt_deg,
+        patient_oblique_deg=view.patient_oblique_deg,
+        patient_tilt_deg=view.patient_tilt_deg,
+        direction_lps=d,
+        target_lps=target,
+        entry_lps=entry,
+        length_mm=length,
         reaches_with_standard_needle=bool(length <= NEEDLE_LENGTH_MM),
         angle_to_axial_deg=float(np.degrees(np.arcsin(min(1.0, abs(d[2]))))),
         angle_to_sagittal_deg=float(np.degrees(np.arcsin(min(1.0, abs(d[0]))))),
-        min_distance_nerve_mm=d_nerve, nearest_nerve=n_name, min_distance_bone_mm=d_bone, nearest_bone=b_name,
-        crossed=crossed, forbidden_crossed=forbidden, safe=bool(not forbidden and clearance > 0.0),
-        skin_found=skin, target_clearance_mm=clearance, window_mm2=win.window_mm2, notes=notes,
+        min_distance_nerve_mm=d_nerve,
+        nearest_nerve=n_name,
+        min_distance_bone_mm=d_bone,
+        nearest_bone=b_name,
+        crossed=crossed,
+        forbidden_crossed=forbidden,
+        safe=bool(not forbidden and clearance > 0.0),
+        skin_found=skin,
+        target_clearance_mm=clearance,
+        window_mm2=win.window_mm2,
+        notes=notes,
     )
 
 
 def _why_not(tri: TriangleMeasurement, path: NeedlePath) -> str:
-    if not tri.usable_view:
-        return tri.blocked_reason or f"{tri.name} has no usable window"
+    usable = (
+        tri.usable_view if tri.usable_view is not None else bool(tri.view is not None and tri.view.usable)
+    )
+    if not usable:
+        return tri.blocked_reason or f"{tri.name} has no usable window at the view measured"
     if path.forbidden_crossed:
         return f"the path to the {KIND_TITLES[tri.kind].lower()} triangle crosses {', '.join(path.forbidden_crossed)}"
     return f"the {KIND_TITLES[tri.kind].lower()} triangle's target has no clearance"
@@ -240,24 +289,47 @@ def plan_paths(measurements: TriangleMeasurements) -> TriangleMeasurements:
     Run :func:`spineai.planning.views.search_views` first (paths follow each triangle's best view;
     without it, the measured view is used).
     """
-    measurements.skin_source = ("CT body outline (> -300 HU)" if measurements.ct is not None
-                                else "edge of the label map's field of view (no CT)")
+    measurements.skin_source = (
+        "CT body outline (> -300 HU)"
+        if measurements.ct is not None
+        else "edge of the label map's field of view (no CT)"
+    )
     for fm in measurements.measured:
         for kind, tri in fm.triangles.items():
             fm.paths[kind] = plan_path(measurements, fm, tri)
-        ok = {k: bool(fm.triangles[k].usable_view is not False and fm.paths[k].safe) for k in fm.paths}
-        for k, tri in fm.triangles.items():
-            if tri.usable_view is None:  # no view search: judge by the measured view
-                ok[k] = bool(tri.view is not None and tri.view.usable and fm.paths[k].safe)
-        if ok.get("safe"):
-            fm.recommended = "safe"
-            fm.recommendation = "safe triangle (subpedicular approach): usable window and a clear path"
-        elif ok.get("kambin"):
-            fm.recommended = "kambin"
-            fm.recommendation = ("Kambin's triangle instead of the safe triangle, because "
-                                 + _why_not(fm.triangles["safe"], fm.paths["safe"]))
-        else:
-            fm.recommended = None
-            fm.recommendation = ("no straight path found: " + _why_not(fm.triangles["safe"], fm.paths["safe"])
-                                 + "; and " + _why_not(fm.triangles["kambin"], fm.paths["kambin"]))
+        choose_approach(fm)
     return measurements
+
+
+def choose_approach(fm: ForamenMeasurement) -> None:
+    """Set ``fm.recommended`` and ``fm.recommendation`` from its triangles' windows and paths.
+
+    The safe triangle (subpedicular approach) is preferred; when it has no usable window or its path is
+    not clear, Kambin's triangle is recommended if it has both, and the reason is given (Fan et al. 2019,
+    Fig 6); otherwise nothing is recommended and both reasons are given.
+    """
+    ok = {}
+    for k, tri in fm.triangles.items():
+        path = fm.paths.get(k)
+        if path is None:
+            ok[k] = False
+        elif tri.usable_view is None:  # no view search: judge by the measured view
+            ok[k] = bool(tri.view is not None and tri.view.usable and path.safe)
+        else:
+            ok[k] = bool(tri.usable_view and path.safe)
+    if ok.get("safe"):
+        fm.recommended = "safe"
+        fm.recommendation = "safe triangle (subpedicular approach): usable window and a clear path"
+    elif ok.get("kambin"):
+        fm.recommended = "kambin"
+        fm.recommendation = "Kambin's triangle instead of the safe triangle, because " + _why_not(
+            fm.triangles["safe"], fm.paths["safe"]
+        )
+    else:
+        fm.recommended = None
+        fm.recommendation = (
+            "no straight path found: "
+            + _why_not(fm.triangles["safe"], fm.paths["safe"])
+            + "; and "
+            + _why_not(fm.triangles["kambin"], fm.paths["kambin"])
+        )

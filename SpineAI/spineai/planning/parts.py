@@ -7,12 +7,14 @@ and side. Everything is in the LPS patient frame, in mm.
 
 Vertebra frames
     * **Endplates** come from the disc: the points where voxels of the vertebra touch voxels of the disc
-      ``disc_U_Lo`` (6-neighbourhood midpoints) are fitted with a plane (principal component analysis).
+      ``disc_U_Lo`` (6-neighbourhood midpoints) are fitted with a plane (principal component analysis;
+      contacts more than 1.5 voxels from a first fit, e.g. around a herniation, are dropped).
       Its unit normal, oriented cranially, is the vertebra's cranio-caudal **axis** ``a``: the normal of
       Lo's superior endplate for Lo, of U's inferior endplate for U.
-    * The **left-right axis** ``x`` is the long principal axis of those two endplate footprints (a
-      lumbar endplate is wider than deep and left-right symmetric), oriented to the patient's left
-      (LPS +x) and made orthogonal to each vertebra's axis.
+    * The **left-right axis** ``x`` is the long principal axis of the two endplate footprints (a lumbar
+      endplate is wider than deep and left-right symmetric), oriented to the patient's left (LPS +x) and
+      made orthogonal to each vertebra's axis: first of the disc contacts, then, twice, of the two
+      bodies' footprints (below).
     * The **posterior axis** is ``a x x`` (points from the body toward the canal).
     * Local coordinates of a vertebra: ``X`` along ``x`` and ``Y`` along the posterior axis, both from
       the centroid of its endplate footprint, and ``T = a . p`` (mm along the axis).
@@ -21,9 +23,12 @@ Vertebral body
     The **posterior wall** ``Y_wall`` is found in a 6 mm wide mid-sagittal band, 1..8 mm inside the
     body from the endplate: going posteriorly, the last vertebra voxel before the first gap of more
     than 1.5 mm (the spinal canal); the gap's length is the **canal depth**. The body is modelled as a
-    **prism**: the footprint (vertebra voxels in a slab inside the endplate and anterior of
-    ``Y_wall - 0.3``, projected on the endplate plane) extruded along ``a`` between the body's lowest and
-    highest ``T`` (the endplate planes where a disc is labelled). The footprint slab is 0.6..8 mm inside
+    **prism**: the footprint (vertebra voxels in a slab inside the endplate and at least 5 mm in front
+    of the posterior wall, where the pedicles, which reach a few mm into the body and at L5 further
+    lateral than the body just there, do not come; projected on the endplate plane) extruded along ``a``
+    between the body's lowest and highest ``T`` (the endplate planes where a disc is labelled). Up to
+    ``Y_wall - 0.3`` the same slab gives the body's **column**, the part of the vertebra a needle may
+    pass (:mod:`spineai.planning.window`). The footprint slab is 0.6..8 mm inside
     the endplate for a lumbar vertebra (the pedicles' anterior tips, which reach into it, lie inside the
     body's outline) and 0.6..1.9 mm for the sacrum (its alae join the body 2..5 mm below the endplate).
     This keeps the pedicles, the sacral alae and the laminae (which share the vertebra's label) out of
@@ -56,7 +61,8 @@ Exiting root: straight foraminal segment
     ``A`` (medial) and ``B`` (lateral) and its **radius** from the median voxel volume ``V`` of its slabs
     (``r = sqrt(V |d . x| / (pi * slab width))``: a cylinder between two parallel planes).
 
-Supports of voxel sets use voxel centres (a labelled voxel's centre lies inside its structure).
+Supports of voxel sets use voxel centres (a labelled voxel's centre lies inside its structure),
+corrected for the grid by :func:`voxel_support`.
 """
 
 from __future__ import annotations
@@ -76,12 +82,19 @@ ROOT_SLAB_MM = 1.0
 ROOT_STRAIGHT_TOL_MM = 0.45
 #: behind the pedicle, a lower margin dropping by more than this (mm per mm backwards) is another process
 PEDICLE_DROP_MM = 1.5
+#: a support direction within this angle of a grid axis meets a border parallel to the grid (degrees)
+ALIGNED_DEG = 8.0
+#: share of half a voxel added to the support of an oblique or curved border (see :func:`voxel_support`)
+SUPPORT_FRACTION = 0.3
 #: the pedicle is taken no further behind the posterior wall than this fraction of the canal depth
 PEDICLE_CANAL_FRACTION = 0.55
 #: thickness of the slab (from the endplate) whose voxels outline a lumbar body's footprint (mm)
 BODY_SLAB_MM = 8.0
 #: the same for the sacrum, whose alae start 2..5 mm below the S1 endplate (mm)
 SACRUM_SLAB_MM = 1.9
+#: the body's border is taken from voxels at least this far in front of its posterior wall (mm): the
+#: pedicles reach a few mm into the body and, at L5, further lateral than the body just there
+BODY_WALL_MARGIN_MM = 5.0
 
 
 class PartError(Exception):
@@ -96,6 +109,46 @@ def unit(v: np.ndarray) -> np.ndarray:
     """``v`` scaled to unit length."""
     v = np.asarray(v, dtype=float)
     return v / np.linalg.norm(v)
+
+
+def voxel_support(
+    points: np.ndarray, u: np.ndarray, voxel_axes: np.ndarray, fraction: float | None = None
+) -> float:
+    """``max(u . p)`` over voxel centres ``points`` (N, 3), corrected for the voxel grid (mm).
+
+    A labelled voxel's centre lies inside its structure, so the border lies beyond the outermost centre:
+
+    * when ``u`` is within :data:`ALIGNED_DEG` of a grid axis (a border parallel to the grid, e.g. the
+      lateral face of a vertebra rotated only about the left-right axis), the centres lie in layers one
+      grid step ``D`` apart along ``u``; the outermost layer spreads over a width ``w``, and the border lies
+      anywhere in the remaining ``D - w`` beyond it: half of that is added (the unbiased guess);
+    * otherwise (an oblique or curved border, where the outermost centres come closer to it) ``fraction``
+      of half the voxel's extent along ``u`` is added: :data:`SUPPORT_FRACTION` by default, the value
+      phantoms at 1 mm call for on small parts; 0 for the large, densely sampled footprint of a body.
+
+    Args:
+        points: voxel centres (N, 3), LPS mm.
+        u: LPS direction.
+        voxel_axes: (3, 3) index -> LPS matrix of the grid (columns: one step along each index axis).
+        fraction: share of half a voxel added on an oblique border (default :data:`SUPPORT_FRACTION`).
+    """
+    u = np.asarray(u, dtype=float)
+    vals = np.asarray(points, dtype=float) @ u
+    if vals.size == 0:
+        return -np.inf
+    v0 = float(vals.max())
+    steps = np.abs(u @ voxel_axes)  # projection of one step along each grid axis
+    lengths = np.linalg.norm(voxel_axes, axis=0) * max(float(np.linalg.norm(u)), 1e-12)
+    i = int(np.argmax(steps / lengths))
+    if steps[i] / lengths[i] >= np.cos(np.radians(ALIGNED_DEG)):
+        d = float(steps[i])
+        top = np.sort(vals[vals >= v0 - 1.5 * d])[::-1]
+        breaks = np.nonzero(-np.diff(top) >= 0.5 * d)[0]
+        if breaks.size:
+            width = v0 - float(top[breaks[0]])
+            return v0 + 0.5 * max(d - width, 0.0)
+    frac = SUPPORT_FRACTION if fraction is None else fraction
+    return v0 + frac * 0.5 * float(np.sum(steps))
 
 
 @dataclass
@@ -123,7 +176,10 @@ class BodyPrism:
 
     Attributes:
         axis: unit cranio-caudal axis ``a`` (LPS).
-        footprint: footprint points (N, 3) projected on the plane ``a . p = 0`` (LPS mm).
+        footprint: footprint points (N, 3) projected on the plane ``a . p = 0`` (LPS mm), at least 5 mm in
+            front of the posterior wall (the border used for supports).
+        column: the same up to the posterior wall (the region that is not an obstacle to a needle).
+        spacing_mm, voxel_axes: the grid (smallest voxel size; index -> LPS matrix), for supports.
         t_low, t_high: lowest and highest ``a . p`` of the body (mm).
     """
 
@@ -131,23 +187,33 @@ class BodyPrism:
     footprint: np.ndarray
     t_low: float
     t_high: float
+    column: np.ndarray | None = None
+    spacing_mm: float = 1.0
+    voxel_axes: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def support(self, u: np.ndarray) -> float:
         """``max(u . p)`` over the prism (mm) for an LPS direction ``u``."""
         u = np.asarray(u, dtype=float)
         ua = float(np.dot(u, self.axis))
         u_perp = u - ua * self.axis
-        s = float(np.max(self.footprint @ u_perp))
+        if np.linalg.norm(u_perp) < 1e-9:
+            return max(ua * self.t_low, ua * self.t_high)
+        s = voxel_support(self.footprint, u_perp, self.voxel_axes, fraction=0.0)
         return s + max(ua * self.t_low, ua * self.t_high)
 
     def contains_xy(self, points: np.ndarray, margin_mm: float = 1.0) -> np.ndarray:
         """Whether points (N, 3) lie in the footprint's column (within ``margin_mm``), ignoring height."""
         from scipy.ndimage import binary_dilation, binary_fill_holes
 
-        e1 = unit(np.cross(self.axis, [1.0, 0.0, 0.0]) if abs(self.axis[0]) < 0.9 else np.cross(self.axis, [0, 1, 0]))
+        e1 = unit(
+            np.cross(self.axis, [1.0, 0.0, 0.0])
+            if abs(self.axis[0]) < 0.9
+            else np.cross(self.axis, [0, 1, 0])
+        )
         e2 = np.cross(self.axis, e1)
         cell = 0.5
-        f2 = np.column_stack([self.footprint @ e1, self.footprint @ e2])
+        fp = self.column if self.column is not None and len(self.column) else self.footprint
+        f2 = np.column_stack([fp @ e1, fp @ e2])
         lo = f2.min(0) - margin_mm - 2 * cell
         shape = np.ceil((f2.max(0) + margin_mm + 2 * cell - lo) / cell).astype(int) + 1
         grid = np.zeros(shape, bool)
@@ -248,6 +314,7 @@ class ForamenParts:
     traversing_root: str
     lower_endplate_offset: float
     voxel_axes: np.ndarray = field(default_factory=lambda: np.eye(3))
+    spacing_mm: float = 1.0
     notes: list[str] = field(default_factory=list)
 
     def voxel_half_extent(self, u: np.ndarray) -> float:
@@ -286,9 +353,11 @@ def endplate(vol: LabelVolume, vertebra: str, disc: str, vertebra_is_below: bool
     """
     pts, steps = vol.interface(vertebra, disc)
     if len(pts) < 30:
-        raise PartError("missing_structures",
-                        f"{vertebra} and {disc} barely touch ({len(pts)} contact voxels), so the endplate of "
-                        f"{vertebra} cannot be found")
+        raise PartError(
+            "missing_structures",
+            f"{vertebra} and {disc} barely touch ({len(pts)} contact voxels), so the endplate of "
+            f"{vertebra} cannot be found",
+        )
     c, axes, var = fit_plane(pts)
     n = axes[2]
     mean_step = steps.mean(axis=0)
@@ -297,9 +366,12 @@ def endplate(vol: LabelVolume, vertebra: str, disc: str, vertebra_is_below: bool
         n = -n
     if not vertebra_is_below:
         n = -n
-    # keep the 90 % of points closest to the plane (contacts around the rim and herniations are noise)
+    # drop contacts far from the plane (around a herniation, or the rim); a plane nearly parallel to the
+    # grid is a staircase of whole voxels, so the band must keep the steps
     d = (pts - c) @ n
-    keep = np.abs(d - np.median(d)) <= np.quantile(np.abs(d - np.median(d)), 0.9) + 1e-9
+    keep = np.abs(d - np.median(d)) <= 1.5 * float(np.max(vol.spacing))
+    if np.count_nonzero(keep) < 30:
+        keep = np.ones(len(pts), bool)
     c, axes, var = fit_plane(pts[keep])
     n2 = axes[2] if np.dot(axes[2], n) > 0 else -axes[2]
     rms = float(np.sqrt(np.mean(((pts[keep] - c) @ n2) ** 2)))
@@ -312,11 +384,13 @@ def _orthonormal_lateral(x: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return lat if lat[0] >= 0 else -lat
 
 
-def left_right_axis(*plates: Endplate) -> np.ndarray:
-    """Patient left-right axis (toward LPS +x) from the long principal axes of endplate footprints."""
+def left_right_axis(*clouds: np.ndarray) -> np.ndarray:
+    """Patient left-right axis (toward LPS +x): the long principal axis of endplate footprints (N, 3)."""
     acc = np.zeros(3)
-    for p in plates:
-        _, axes, var = fit_plane(p.points)
+    for pts in clouds:
+        if len(pts) < 10:
+            continue
+        _, axes, var = fit_plane(pts)
         major = axes[0] if axes[0][0] >= 0 else -axes[0]
         acc += major * max(var[0] - var[1], 1e-6)  # weight by how elongated the footprint is
     if np.linalg.norm(acc) < 1e-9:
@@ -343,8 +417,14 @@ def _posterior_wall(local: np.ndarray, t_lo: float, t_hi: float, step_mm: float)
     return float(ys[i] + 0.5 * step_mm), float(gaps[i] - step_mm)
 
 
-def vertebra_frame(vol: LabelVolume, name: str, plate: Endplate, lateral: np.ndarray, plate_is_superior: bool,
-                   other_plate: Endplate | None = None) -> VertebraFrame:
+def vertebra_frame(
+    vol: LabelVolume,
+    name: str,
+    plate: Endplate,
+    lateral: np.ndarray,
+    plate_is_superior: bool,
+    other_plate: Endplate | None = None,
+) -> VertebraFrame:
     """Frame, posterior wall and body prism of vertebra ``name`` from one of its endplates.
 
     Args:
@@ -360,8 +440,16 @@ def vertebra_frame(vol: LabelVolume, name: str, plate: Endplate, lateral: np.nda
     lat = _orthonormal_lateral(lateral, axis)
     post = unit(np.cross(axis, lat))
     pts = vol.points(name)
-    frame = VertebraFrame(name=name, axis=axis, lateral=lat, posterior=post, origin=plate.centre,
-                          y_wall=0.0, canal_depth=0.0, body=None)  # type: ignore[arg-type]
+    frame = VertebraFrame(
+        name=name,
+        axis=axis,
+        lateral=lat,
+        posterior=post,
+        origin=plate.centre,
+        y_wall=0.0,
+        canal_depth=0.0,
+        body=None,
+    )  # type: ignore[arg-type]
     loc = frame.local(pts)
     t_e = plate.offset
     step = float(np.max(vol.spacing))
@@ -375,14 +463,26 @@ def vertebra_frame(vol: LabelVolume, name: str, plate: Endplate, lateral: np.nda
     # alae join the body a few mm below its endplate)
     depth = SACRUM_SLAB_MM if name == "S1" else BODY_SLAB_MM
     s_lo, s_hi = sorted((t_e + inward * 0.6, t_e + inward * max(depth, 1.5 * step)))
-    sel = (loc[:, 2] > s_lo) & (loc[:, 2] < s_hi) & (loc[:, 1] < y_wall - 0.3)
-    foot = pts[sel]
+    slab = (loc[:, 2] > s_lo) & (loc[:, 2] < s_hi)
+    column = pts[slab & (loc[:, 1] < y_wall - 0.3)]
+    foot = pts[slab & (loc[:, 1] < y_wall - BODY_WALL_MARGIN_MM)]
     if len(foot) < 20:
-        raise PartError("missing_structures", f"{name}: too few voxels under its endplate to outline the body")
+        raise PartError(
+            "missing_structures", f"{name}: too few voxels under its endplate to outline the body"
+        )
     foot = foot - np.outer(foot @ axis, axis)
+    column = column - np.outer(column @ axis, axis)
     # height of the body: the labelled endplates, else the extent of the column in front of the wall
     in_front = loc[:, 1] < y_wall - 1.0
-    prism = BodyPrism(axis=axis, footprint=foot, t_low=0.0, t_high=0.0)
+    prism = BodyPrism(
+        axis=axis,
+        footprint=foot,
+        t_low=0.0,
+        t_high=0.0,
+        column=column,
+        spacing_mm=float(np.min(vol.spacing)),
+        voxel_axes=vol.index_to_lps.copy(),
+    )
     col = prism.contains_xy(pts[in_front], margin_mm=0.5)
     t_col = loc[in_front][col, 2]
     if plate_is_superior:
@@ -479,9 +579,11 @@ def exiting_segment(vol: LabelVolume, root: str, lateral_side: np.ndarray, s_bod
         raise PartError("missing_structures", f"{root} is not labelled")
     s = pts @ lateral_side - s_body
     if np.count_nonzero(s > 1.0) < 10 or s.max() < 3.0:
-        raise PartError("root_not_in_foramen",
-                        f"{root} does not reach the foramen: it ends {max(float(s.max()), 0.0):.1f} mm lateral of "
-                        "the border of the vertebral body above (a root must leave through the foramen)")
+        raise PartError(
+            "root_not_in_foramen",
+            f"{root} does not reach the foramen: it ends {max(float(s.max()), 0.0):.1f} mm lateral of "
+            "the border of the vertebral body above (a root must leave through the foramen)",
+        )
     coarse = max(1.0, float(np.max(vol.spacing)))
     w = ROOT_SLAB_MM * coarse
     lo_bin = int(np.floor(max(s.min(), -8.0) / w))
@@ -502,8 +604,10 @@ def exiting_segment(vol: LabelVolume, root: str, lateral_side: np.ndarray, s_bod
     # straight too, but starts further out)
     seed = [i for i, b in enumerate(bins) if 1.0 <= (b + 0.5) * w <= 1.0 + 2.0 * coarse]
     if not seed or not all(valid[i] for i in seed):
-        raise PartError("root_not_in_foramen",
-                        f"{root}: the root is interrupted just lateral of the pedicle (no continuous foraminal course)")
+        raise PartError(
+            "root_not_in_foramen",
+            f"{root}: the root is interrupted just lateral of the pedicle (no continuous foraminal course)",
+        )
     best: tuple[float, float, int, int] | None = None
     tol = ROOT_STRAIGHT_TOL_MM * coarse
     for i in range(min(seed), -1, -1):
@@ -514,20 +618,20 @@ def exiting_segment(vol: LabelVolume, root: str, lateral_side: np.ndarray, s_bod
                 break
             if j - i < 2:
                 continue
-            run = cents[i:j + 1]
-            c, d = _line_fit(run, counts[i:j + 1])
+            run = cents[i : j + 1]
+            c, d = _line_fit(run, counts[i : j + 1])
             dev = _dist_to_line(run, c, d)
             if dev.max() > tol:
                 if j > max(seed) + 1:
                     break
                 continue
-            key = (j - i, -float(np.sqrt(np.mean(dev ** 2))), i, j)
+            key = (j - i, -float(np.sqrt(np.mean(dev**2))), i, j)
             if best is None or key[:2] > best[:2]:
                 best = key
     if best is None:
         raise PartError("root_not_in_foramen", f"{root}: no straight course found lateral of the pedicle")
     lo_i, hi_i = best[2], best[3]
-    c, d = _line_fit(cents[lo_i:hi_i + 1], counts[lo_i:hi_i + 1])
+    c, d = _line_fit(cents[lo_i : hi_i + 1], counts[lo_i : hi_i + 1])
     if np.dot(d, lateral_side) < 0:
         d = -d
     run_mask = np.zeros(len(pts), bool)
@@ -536,17 +640,18 @@ def exiting_segment(vol: LabelVolume, root: str, lateral_side: np.ndarray, s_bod
     n_run = int(np.count_nonzero(run_mask))
     dx = abs(float(np.dot(d, lateral_side)))
     # per slab: voxel volume = pi r^2 w / |d . x|; the median slab ignores a ganglion or bend at the ends
-    per_slab = float(np.median(counts[lo_i:hi_i + 1]))
+    per_slab = float(np.median(counts[lo_i : hi_i + 1]))
     radius = float(np.sqrt(per_slab * vol.voxel_volume_mm3 * dx / (np.pi * w)))
     # end points: where the run's slab planes cut the axis
     s_a = bins[lo_i] * w + s_body
     s_b = (bins[hi_i] + 1) * w + s_body
     t_a = (s_a - np.dot(c, lateral_side)) / np.dot(d, lateral_side)
     t_b = (s_b - np.dot(c, lateral_side)) / np.dot(d, lateral_side)
-    run = cents[lo_i:hi_i + 1]
+    run = cents[lo_i : hi_i + 1]
     rms = float(np.sqrt(np.mean(_dist_to_line(run, c, d) ** 2)))
-    return RootSegment(a=c + t_a * d, b=c + t_b * d, direction=d, radius=radius, n_voxels=n_run,
-                       straightness_mm=rms)
+    return RootSegment(
+        a=c + t_a * d, b=c + t_b * d, direction=d, radius=radius, n_voxels=n_run, straightness_mm=rms
+    )
 
 
 # ------------------------------------------------------------------------------------------- foramen
@@ -555,8 +660,14 @@ def required_structures(upper: str, lower: str, side: str) -> list[str]:
     return [upper, lower, disc_name(upper, lower), root_name(upper, side), root_name(lower, side)]
 
 
-def foramen_parts(vol: LabelVolume, upper: str, lower: str, side: str,
-                  disc_above: str | None = None, cache: dict | None = None) -> ForamenParts:
+def foramen_parts(
+    vol: LabelVolume,
+    upper: str,
+    lower: str,
+    side: str,
+    disc_above: str | None = None,
+    cache: dict | None = None,
+) -> ForamenParts:
     """Derive the parts of foramen ``upper-lower`` on ``side`` (see the module docstring).
 
     Args:
@@ -585,9 +696,12 @@ def foramen_parts(vol: LabelVolume, upper: str, lower: str, side: str,
                 above = endplate(vol, upper, disc_above, vertebra_is_below=True)
             except PartError:
                 above = None
-        x = left_right_axis(lo_plate, up_plate)
-        lo_frame = vertebra_frame(vol, lower, lo_plate, x, plate_is_superior=True)
-        up_frame = vertebra_frame(vol, upper, up_plate, x, plate_is_superior=False, other_plate=above)
+        # left-right axis: first from the disc contacts, then from the two bodies' footprints
+        x = left_right_axis(lo_plate.points, up_plate.points)
+        for _ in range(2):
+            lo_frame = vertebra_frame(vol, lower, lo_plate, x, plate_is_superior=True)
+            up_frame = vertebra_frame(vol, upper, up_plate, x, plate_is_superior=False, other_plate=above)
+            x = left_right_axis(lo_frame.body.column, up_frame.body.column)
         cache[key] = (lo_plate, up_plate, lo_frame, up_frame)
     lo_plate, up_plate, lo_frame, up_frame = cache[key]
     ped = pedicle_points(vol, up_frame, side, up_plate.offset)
@@ -605,7 +719,21 @@ def foramen_parts(vol: LabelVolume, upper: str, lower: str, side: str,
         notes.append(f"no superior articular process of {lower} found above its endplate on the {side}")
     if len(trav_above) == 0:
         notes.append(f"{root_name(lower, side)} has no voxels above the superior endplate of {lower}")
-    return ForamenParts(level=level, side=side, upper=upper, lower=lower, upper_frame=up_frame,
-                        lower_frame=lo_frame, upper_pedicle=ped, lower_sap=sap, traversing_above=trav_above,
-                        exiting=seg, exiting_root=root_name(upper, side), traversing_root=root_name(lower, side),
-                        lower_endplate_offset=t_e, voxel_axes=vol.index_to_lps.copy(), notes=notes)
+    return ForamenParts(
+        level=level,
+        side=side,
+        upper=upper,
+        lower=lower,
+        upper_frame=up_frame,
+        lower_frame=lo_frame,
+        upper_pedicle=ped,
+        lower_sap=sap,
+        traversing_above=trav_above,
+        exiting=seg,
+        exiting_root=root_name(upper, side),
+        traversing_root=root_name(lower, side),
+        lower_endplate_offset=t_e,
+        voxel_axes=vol.index_to_lps.copy(),
+        spacing_mm=float(np.min(vol.spacing)),
+        notes=notes,
+    )

@@ -57,8 +57,12 @@ def _camera(result: TriangleMeasurements) -> tuple[np.ndarray, np.ndarray, np.nd
     return focal, position, axis / np.linalg.norm(axis)
 
 
-def render_case_png(result: TriangleMeasurements, path: str | os.PathLike, overwrite: bool = False,
-                    size: tuple[int, int] = (1000, 800)) -> tuple[Path, str]:
+def render_case_png(
+    result: TriangleMeasurements,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    size: tuple[int, int] = (1000, 800),
+) -> tuple[Path, str]:
     """Render bones, roots, the measured triangles (reference view) and the needle paths to ``path``.
 
     Returns:
@@ -73,8 +77,13 @@ def render_case_png(result: TriangleMeasurements, path: str | os.PathLike, overw
         return Path(path), "matplotlib"
 
 
-def _render_vtk(result: TriangleMeasurements, names: list[str], path: str | os.PathLike, overwrite: bool,
-                size: tuple[int, int]) -> None:
+def _render_vtk(
+    result: TriangleMeasurements,
+    names: list[str],
+    path: str | os.PathLike,
+    overwrite: bool,
+    size: tuple[int, int],
+) -> None:
     import vtk
     from vtk.util.numpy_support import vtk_to_numpy
 
@@ -99,8 +108,9 @@ def _render_vtk(result: TriangleMeasurements, names: list[str], path: str | os.P
         rgb = np.asarray(BY_NAME[n].rgb) / 255.0
         actor.GetProperty().SetColor(*rgb)
         kind = BY_NAME[n].kind
-        actor.GetProperty().SetOpacity(0.35 if kind in ("vertebra", "sacrum", "ilium") else
-                                       0.5 if kind in ("disc", "dural_sac") else 1.0)
+        actor.GetProperty().SetOpacity(
+            0.35 if kind in ("vertebra", "sacrum", "ilium") else 0.5 if kind in ("disc", "dural_sac") else 1.0
+        )
         ren.AddActor(actor)
     for fm in result.measured:
         for kind, tri in fm.triangles.items():
@@ -171,8 +181,9 @@ def _render_vtk(result: TriangleMeasurements, names: list[str], path: str | os.P
         plt.imsave(tmp, np.ascontiguousarray(rgb), format="png")
 
 
-def _render_matplotlib(result: TriangleMeasurements, names: list[str], path: str | os.PathLike, overwrite: bool,
-                       note: str) -> None:
+def _render_matplotlib(
+    result: TriangleMeasurements, names: list[str], path: str | os.PathLike, overwrite: bool, note: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,7 +206,9 @@ def _render_matplotlib(result: TriangleMeasurements, names: list[str], path: str
         verts = verts - 1.0
         lps = origin + verts[:, ::-1] @ m.T
         rgb = np.asarray(BY_NAME[n].rgb) / 255.0
-        coll = Poly3DCollection(lps[faces], alpha=0.25 if BY_NAME[n].kind in ("vertebra", "sacrum", "ilium") else 0.8)
+        coll = Poly3DCollection(
+            lps[faces], alpha=0.25 if BY_NAME[n].kind in ("vertebra", "sacrum", "ilium") else 0.8
+        )
         coll.set_facecolor(rgb)
         ax.add_collection3d(coll)
     for fm in result.measured:

@@ -20,12 +20,34 @@ from ..outputs import write_text
 from .triangles import KINDS, TriangleMeasurements
 
 COLUMNS = (
-    "level", "side", "triangle", "status", "area_mm2", "degenerate",
-    "standard_window_mm2", "standard_visible_fraction", "standard_usable", "standard_blocked_by",
-    "best_oblique_deg", "best_tilt_deg", "best_patient_oblique_deg", "best_patient_tilt_deg",
-    "best_area_mm2", "best_window_mm2", "usable_view", "blocked_reason",
-    "path_length_mm", "reaches_90mm_needle", "angle_to_axial_deg", "angle_to_sagittal_deg",
-    "min_distance_nerve_mm", "min_distance_bone_mm", "crossed", "path_safe", "recommended", "message",
+    "level",
+    "side",
+    "triangle",
+    "status",
+    "area_mm2",
+    "degenerate",
+    "standard_window_mm2",
+    "standard_visible_fraction",
+    "standard_usable",
+    "standard_blocked_by",
+    "best_oblique_deg",
+    "best_tilt_deg",
+    "best_patient_oblique_deg",
+    "best_patient_tilt_deg",
+    "best_area_mm2",
+    "best_window_mm2",
+    "usable_view",
+    "blocked_reason",
+    "path_length_mm",
+    "reaches_90mm_needle",
+    "angle_to_axial_deg",
+    "angle_to_sagittal_deg",
+    "min_distance_nerve_mm",
+    "min_distance_bone_mm",
+    "crossed",
+    "path_safe",
+    "recommended",
+    "message",
 )
 
 
@@ -48,28 +70,45 @@ def table_rows(result: TriangleMeasurements) -> list[dict[str, Any]]:
             row.update(level=fm.level, side=fm.side, triangle=kind, status=fm.status, message=fm.message)
             tri = fm.triangles.get(kind)
             if tri is not None:
-                row.update(area_mm2=tri.area_mm2, degenerate=tri.degenerate, usable_view=tri.usable_view,
-                           blocked_reason=tri.blocked_reason)
+                row.update(
+                    area_mm2=tri.area_mm2,
+                    degenerate=tri.degenerate,
+                    usable_view=tri.usable_view,
+                    blocked_reason=tri.blocked_reason,
+                )
                 std = tri.standard_view or tri.view
                 if std is not None:
-                    row.update(standard_window_mm2=std.window_mm2,
-                               standard_visible_fraction=std.window.visible_fraction,
-                               standard_usable=std.usable,
-                               standard_blocked_by=", ".join(f"{k} {v:.0%}" for k, v in std.window.blocked_by.items()))
+                    row.update(
+                        standard_window_mm2=std.window_mm2,
+                        standard_visible_fraction=std.window.visible_fraction,
+                        standard_usable=std.usable,
+                        standard_blocked_by=", ".join(
+                            f"{k} {v:.0%}" for k, v in std.window.blocked_by.items()
+                        ),
+                    )
                 best = tri.best_view
                 if best is not None:
-                    row.update(best_oblique_deg=best.oblique_deg, best_tilt_deg=best.tilt_deg,
-                               best_patient_oblique_deg=best.patient_oblique_deg,
-                               best_patient_tilt_deg=best.patient_tilt_deg, best_area_mm2=best.area_mm2,
-                               best_window_mm2=best.window_mm2)
+                    row.update(
+                        best_oblique_deg=best.oblique_deg,
+                        best_tilt_deg=best.tilt_deg,
+                        best_patient_oblique_deg=best.patient_oblique_deg,
+                        best_patient_tilt_deg=best.patient_tilt_deg,
+                        best_area_mm2=best.area_mm2,
+                        best_window_mm2=best.window_mm2,
+                    )
             path = fm.paths.get(kind)
             if path is not None:
-                row.update(path_length_mm=path.length_mm, reaches_90mm_needle=path.reaches_with_standard_needle,
-                           angle_to_axial_deg=path.angle_to_axial_deg,
-                           angle_to_sagittal_deg=path.angle_to_sagittal_deg,
-                           min_distance_nerve_mm=path.min_distance_nerve_mm,
-                           min_distance_bone_mm=path.min_distance_bone_mm, crossed=", ".join(path.crossed),
-                           path_safe=path.safe, recommended=fm.recommended == kind)
+                row.update(
+                    path_length_mm=path.length_mm,
+                    reaches_90mm_needle=path.reaches_with_standard_needle,
+                    angle_to_axial_deg=path.angle_to_axial_deg,
+                    angle_to_sagittal_deg=path.angle_to_sagittal_deg,
+                    min_distance_nerve_mm=path.min_distance_nerve_mm,
+                    min_distance_bone_mm=path.min_distance_bone_mm,
+                    crossed=", ".join(path.crossed),
+                    path_safe=path.safe,
+                    recommended=fm.recommended == kind,
+                )
             rows.append(row)
     return rows
 

@@ -33,7 +33,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import carm
-from ..anatomy import BY_NAME, SPINE_ORDER, SIDES, disc_name, vertebra_above, vertebra_below
+from ..anatomy import BY_NAME, SIDES, SPINE_ORDER, disc_name, vertebra_above
 from ..errors import InputError
 from .construct import KINDS, TriangleInView, level_angles, level_view, reference_view, triangles_in_view
 from .parts import ForamenParts, PartError, foramen_parts, unit
@@ -89,12 +89,16 @@ class ViewAssessment:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(
-            name=self.name, oblique_deg=round(self.oblique_deg, 2), tilt_deg=round(self.tilt_deg, 2),
+            name=self.name,
+            oblique_deg=round(self.oblique_deg, 2),
+            tilt_deg=round(self.tilt_deg, 2),
             frame="level (C-arm squared to the inferior endplate of the upper vertebra)",
             patient_oblique_deg=round(self.patient_oblique_deg, 2),
             patient_tilt_deg=round(self.patient_tilt_deg, 2),
-            direction_lps=_r(self.direction_lps, 6), vertices_lps_mm=_r(self.vertices_lps_mm, 3),
-            area_mm2=round(self.area_mm2, 3), degenerate=bool(self.degenerate),
+            direction_lps=_r(self.direction_lps, 6),
+            vertices_lps_mm=_r(self.vertices_lps_mm, 3),
+            area_mm2=round(self.area_mm2, 3),
+            degenerate=bool(self.degenerate),
             **{k: v for k, v in self.window.to_dict().items() if k != "area_mm2"},
         )
 
@@ -143,16 +147,24 @@ class TriangleMeasurement:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(
-            name=self.name, level=self.level, side=self.side, kind=self.kind,
+            name=self.name,
+            level=self.level,
+            side=self.side,
+            kind=self.kind,
             view_of_true_area="reference (posteroanterior, squared to the lower vertebra)",
-            vertex_names=list(self.vertex_names), vertices_lps_mm=_r(self.vertices_lps_mm, 3),
-            area_mm2=round(self.area_mm2, 3), degenerate=bool(self.degenerate),
-            plane_point_lps=_r(self.plane_point_lps, 3), plane_normal_lps=_r(self.plane_normal_lps, 6),
-            image_axes_lps={k: _r(v, 6) for k, v in self.image_axes_lps.items()}, edges=self.edges,
+            vertex_names=list(self.vertex_names),
+            vertices_lps_mm=_r(self.vertices_lps_mm, 3),
+            area_mm2=round(self.area_mm2, 3),
+            degenerate=bool(self.degenerate),
+            plane_point_lps=_r(self.plane_point_lps, 3),
+            plane_normal_lps=_r(self.plane_normal_lps, 6),
+            image_axes_lps={k: _r(v, 6) for k, v in self.image_axes_lps.items()},
+            edges=self.edges,
             view=self.view.to_dict() if self.view else None,
             standard_view=self.standard_view.to_dict() if self.standard_view else None,
             best_view=self.best_view.to_dict() if self.best_view else None,
-            usable_view=self.usable_view, blocked_reason=self.blocked_reason,
+            usable_view=self.usable_view,
+            blocked_reason=self.blocked_reason,
         )
 
 
@@ -187,13 +199,17 @@ class ForamenMeasurement:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(level=self.level, side=self.side, status=self.status, message=self.message,
-                                   notes=list(self.notes))
+        out: dict[str, Any] = dict(
+            level=self.level, side=self.side, status=self.status, message=self.message, notes=list(self.notes)
+        )
         if self.parts is not None:
             seg = self.parts.exiting
-            out["exiting_root"] = dict(name=self.parts.exiting_root, radius_mm=round(seg.radius, 3),
-                                       foraminal_segment_lps_mm=_r([seg.a, seg.b], 3),
-                                       straightness_mm=round(seg.straightness_mm, 3))
+            out["exiting_root"] = dict(
+                name=self.parts.exiting_root,
+                radius_mm=round(seg.radius, 3),
+                foraminal_segment_lps_mm=_r([seg.a, seg.b], 3),
+                straightness_mm=round(seg.straightness_mm, 3),
+            )
             out["traversing_root"] = self.parts.traversing_root
         out["triangles"] = {k: t.to_dict() for k, t in self.triangles.items()}
         out["paths"] = {k: p.to_dict() for k, p in self.paths.items()}
@@ -242,17 +258,22 @@ class TriangleMeasurements:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(
-            format="spineai-triangle-measurements", version=1, frame="LPS", units="mm",
-            spacing_mm=list(self.spacing_mm), skin_source=self.skin_source,
+            format="spineai-triangle-measurements",
+            version=1,
+            frame="LPS",
+            units="mm",
+            spacing_mm=list(self.spacing_mm),
+            skin_source=self.skin_source,
             conventions=dict(
                 true_area="area in the reference view (posteroanterior, squared to the lower vertebra)",
                 carm_angles="oblique (ipsilateral, degrees) and tilt (positive = cranial, degrees) of a C-arm "
-                            "squared to the inferior endplate of the upper vertebra; patient_* = the same view "
-                            "in the patient's LPS frame (spineai.carm)",
+                "squared to the inferior endplate of the upper vertebra; patient_* = the same view "
+                "in the patient's LPS frame (spineai.carm)",
                 window="part of the triangle a straight needle along the view reaches from the skin without "
-                       "crossing bone or nerve (mm2)",
+                "crossing bone or nerve (mm2)",
             ),
-            warnings=list(self.warnings), foramina=[f.to_dict() for f in self.foramina],
+            warnings=list(self.warnings),
+            foramina=[f.to_dict() for f in self.foramina],
         )
 
 
@@ -273,12 +294,16 @@ def load_labels(labels: Any) -> sitk.Image:
         return labels.canonical().image
     if isinstance(labels, sitk.Image):
         if labels.GetNumberOfComponentsPerPixel() != 1:
-            raise InputError("The label map has more than one value per voxel.", "pass a scalar integer label map")
+            raise InputError(
+                "The label map has more than one value per voxel.", "pass a scalar integer label map"
+            )
         if labels.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
             arr = sitk.GetArrayViewFromImage(labels)
             if not np.all(arr == np.rint(arr)):
-                raise InputError("The label map holds fractional values; it looks like an image, not labels.",
-                                 "pass the segmentation (integer labels), not the CT")
+                raise InputError(
+                    "The label map holds fractional values; it looks like an image, not labels.",
+                    "pass the segmentation (integer labels), not the CT",
+                )
             labels = sitk.Cast(labels, sitk.sitkUInt16)
         values = np.unique(sitk.GetArrayViewFromImage(labels))
         from ..anatomy import BY_LABEL
@@ -290,8 +315,10 @@ def load_labels(labels: Any) -> sitk.Image:
                 "read the file with spineai.io.read_labelmap (it converts other conventions), or pass a LabelMap",
             )
         return labels
-    raise InputError(f"Cannot use {type(labels).__name__} as a label map.",
-                     "pass a file path, a spineai.io.LabelMap or a SimpleITK image")
+    raise InputError(
+        f"Cannot use {type(labels).__name__} as a label map.",
+        "pass a file path, a spineai.io.LabelMap or a SimpleITK image",
+    )
 
 
 def load_ct(ct: Any, labels: sitk.Image) -> sitk.Image | None:
@@ -311,9 +338,11 @@ def load_ct(ct: Any, labels: sitk.Image) -> sitk.Image | None:
     problems = []
     if ct.GetSize() != labels.GetSize():
         problems.append(f"size {ct.GetSize()} vs {labels.GetSize()}")
-    for what, a, b in (("spacing", ct.GetSpacing(), labels.GetSpacing()),
-                       ("origin", ct.GetOrigin(), labels.GetOrigin()),
-                       ("direction", ct.GetDirection(), labels.GetDirection())):
+    for what, a, b in (
+        ("spacing", ct.GetSpacing(), labels.GetSpacing()),
+        ("origin", ct.GetOrigin(), labels.GetOrigin()),
+        ("direction", ct.GetDirection(), labels.GetDirection()),
+    ):
         if len(a) != len(b) or np.max(np.abs(np.subtract(a, b))) > GEOMETRY_TOLERANCE_MM:
             problems.append(f"{what} {tuple(round(x, 4) for x in a)} vs {tuple(round(x, 4) for x in b)}")
     if problems:
@@ -351,7 +380,9 @@ def _check_sides(sides: Sequence[str]) -> list[str]:
     out = []
     for s in sides:
         if s not in SIDES:
-            raise InputError(f"Side '{s}' is not 'left' or 'right'.", "use --sides left right (the patient's sides)")
+            raise InputError(
+                f"Side '{s}' is not 'left' or 'right'.", "use --sides left right (the patient's sides)"
+            )
         if s not in out:
             out.append(s)
     if not out:
@@ -359,34 +390,54 @@ def _check_sides(sides: Sequence[str]) -> list[str]:
     return out
 
 
-def _touches_border(vol: LabelVolume, name: str) -> bool:
+def _touches_end(vol: LabelVolume, name: str, caudal: bool) -> bool:
+    """Whether structure ``name`` reaches the image's caudal (or cranial) end."""
     ijk = vol.ijk(name)
     if len(ijk) == 0:
         return False
-    return bool(np.any(ijk.min(0) == 0) or np.any(ijk.max(0) == vol.shape_xyz - 1))
+    z_of_axis = vol.direction[2, :]  # LPS z component of each index axis
+    axis = int(np.argmax(np.abs(z_of_axis)))
+    towards_caudal_is_low_index = z_of_axis[axis] > 0
+    at_low = bool(ijk[:, axis].min() == 0)
+    at_high = bool(ijk[:, axis].max() == vol.shape_xyz[axis] - 1)
+    if caudal:
+        return at_low if towards_caudal_is_low_index else at_high
+    return at_high if towards_caudal_is_low_index else at_low
 
 
-def _absent_status(vol: LabelVolume, level: str, upper: str, lower: str, missing: list[str]) -> tuple[str, str]:
-    """Status and message of a foramen whose structures are partly absent."""
+def _absent_status(
+    vol: LabelVolume, level: str, upper: str, lower: str, missing: list[str]
+) -> tuple[str, str]:
+    """Status and message of a foramen whose structures are partly absent.
+
+    A missing vertebra is outside the field of view when nothing of the level is labelled, or when the
+    vertebra next to it reaches the image's end on its side (cranial for a missing upper vertebra,
+    caudal for a missing lower one).
+    """
     vert_missing = [v for v in (upper, lower) if v in missing]
     if vert_missing:
         present = [v for v in (upper, lower) if v not in missing]
-        neighbours = [n for n in (vertebra_above(vert_missing[0]), vertebra_below(vert_missing[0])) if n]
-        edge = [n for n in present + neighbours if n in BY_NAME and vol.count(n) and _touches_border(vol, n)]
-        if not present and not any(vol.count(n) for n in neighbours if n in BY_NAME):
-            return ("outside_field_of_view",
-                    f"{level} is outside the field of view: {' and '.join(vert_missing)} "
-                    f"{'is' if len(vert_missing) == 1 else 'are'} not in the label map")
-        if edge:
-            return ("outside_field_of_view",
-                    f"{level} is outside the field of view: {', '.join(vert_missing)} is not in the label map and "
-                    f"{edge[0]} reaches the edge of the image")
+        if not present:
+            return (
+                "outside_field_of_view",
+                f"{level} is outside the field of view: {' and '.join(vert_missing)} "
+                f"{'is' if len(vert_missing) == 1 else 'are'} not in the label map",
+            )
+        other = present[0]
+        caudal = vert_missing[0] == lower  # the missing vertebra lies below the present one
+        if _touches_end(vol, other, caudal=caudal):
+            return (
+                "outside_field_of_view",
+                f"{level} is outside the field of view: {vert_missing[0]} is not in the label map and {other} "
+                f"reaches the {'caudal' if caudal else 'cranial'} end of the image",
+            )
     return "missing_structures", f"{level}: the label map has no {', '.join(missing)}"
 
 
 # ======================================================================================== measurement
-def view_assessment(parts: ForamenParts, view_lps: np.ndarray, occluders: Occluders, name: str,
-                    n: int = REPORT_SAMPLES) -> dict[str, ViewAssessment]:
+def view_assessment(
+    parts: ForamenParts, view_lps: np.ndarray, occluders: Occluders, name: str, n: int = REPORT_SAMPLES
+) -> dict[str, ViewAssessment]:
     """Both triangles of a foramen under ``view_lps`` with their accessible windows."""
     v = unit(view_lps)
     tris = triangles_in_view(parts, v)
@@ -396,9 +447,19 @@ def view_assessment(parts: ForamenParts, view_lps: np.ndarray, occluders: Occlud
     for kind in KINDS:
         tri = tris[kind]
         win = accessible_window(tri, occluders, n=n)
-        out[kind] = ViewAssessment(name=name, oblique_deg=ob, tilt_deg=ti, patient_oblique_deg=pob,
-                                   patient_tilt_deg=pti, direction_lps=v, vertices_lps_mm=tri.vertices_lps,
-                                   area_mm2=tri.area_mm2, degenerate=tri.degenerate, window=win, triangle=tri)
+        out[kind] = ViewAssessment(
+            name=name,
+            oblique_deg=ob,
+            tilt_deg=ti,
+            patient_oblique_deg=pob,
+            patient_tilt_deg=pti,
+            direction_lps=v,
+            vertices_lps_mm=tri.vertices_lps,
+            area_mm2=tri.area_mm2,
+            degenerate=tri.degenerate,
+            window=win,
+            triangle=tri,
+        )
     return out
 
 
@@ -421,16 +482,25 @@ def resolve_view(parts: ForamenParts, view: Any) -> tuple[np.ndarray, str]:
         return level_view(parts, float(arr[0]), float(arr[1])), "requested"
     if arr.shape == (3,) and np.all(np.isfinite(arr)) and np.linalg.norm(arr) > 0:
         return unit(arr), "requested"
-    raise InputError(f"View {view!r} is not understood.",
-                     "pass None or 'standard', 'reference', (oblique_deg, tilt_deg) or an LPS direction (x, y, z)")
+    raise InputError(
+        f"View {view!r} is not understood.",
+        "pass None or 'standard', 'reference', (oblique_deg, tilt_deg) or an LPS direction (x, y, z)",
+    )
 
 
 def _triangle_record(parts: ForamenParts, tri: TriangleInView) -> TriangleMeasurement:
     return TriangleMeasurement(
-        level=parts.level, side=parts.side, kind=tri.kind, vertex_names=tri.vertex_names,
-        vertices_lps_mm=tri.vertices_lps, area_mm2=tri.area_mm2, degenerate=tri.degenerate,
-        plane_point_lps=tri.origin, plane_normal_lps=tri.view,
-        image_axes_lps={"lateral": tri.lateral, "up": tri.up}, edges=[e.to_dict() for e in tri.edges],
+        level=parts.level,
+        side=parts.side,
+        kind=tri.kind,
+        vertex_names=tri.vertex_names,
+        vertices_lps_mm=tri.vertices_lps,
+        area_mm2=tri.area_mm2,
+        degenerate=tri.degenerate,
+        plane_point_lps=tri.origin,
+        plane_normal_lps=tri.view,
+        image_axes_lps={"lateral": tri.lateral, "up": tri.up},
+        edges=[e.to_dict() for e in tri.edges],
         reference=tri,
     )
 
@@ -467,6 +537,22 @@ def measure_triangles(
     ct_img = load_ct(ct, image)
     parsed = [parse_level(lv) for lv in levels]
     side_list = _check_sides(sides)
+    for level, upper, lower in parsed:
+        unknown = [
+            n
+            for n in (disc_name(upper, lower), f"root_{upper}_left", f"root_{lower}_left")
+            if n not in BY_NAME
+        ]
+        if unknown:
+            supported = [
+                f"{u}-{lo}"
+                for u, lo in zip(SPINE_ORDER, SPINE_ORDER[1:], strict=False)
+                if all(n in BY_NAME for n in (disc_name(u, lo), f"root_{u}_left", f"root_{lo}_left"))
+            ]
+            raise InputError(
+                f"Triangles cannot be measured at {level}: SpineAI has no {', '.join(unknown)} structure.",
+                f"measure one of {', '.join(supported)}",
+            )
     results: list[ForamenMeasurement] = []
     warn: list[str] = []
     caches: dict[str, dict] = {}
@@ -480,20 +566,16 @@ def measure_triangles(
         for side in side_list:
             fm = ForamenMeasurement(level=level, side=side, status="ok")
             needed = [upper, lower, disc_name(upper, lower), f"root_{upper}_{side}", f"root_{lower}_{side}"]
-            unknown = [n for n in needed if n not in BY_NAME]
-            if unknown:
-                fm.status, fm.message = "missing_structures", (
-                    f"{level} {side}: {', '.join(unknown)} is not a structure SpineAI labels")
-            else:
-                missing = [n for n in needed if vol.count(n) == 0]
-                if missing:
-                    fm.status, fm.message = _absent_status(vol, level, upper, lower, missing)
-                    if fm.status == "missing_structures":
-                        fm.message = f"{level} {side}: the label map has no {', '.join(missing)}"
+            missing = [n for n in needed if vol.count(n) == 0]
+            if missing:
+                fm.status, fm.message = _absent_status(vol, level, upper, lower, missing)
+                if fm.status == "missing_structures":
+                    fm.message = f"{level} {side}: the label map has no {', '.join(missing)}"
             if fm.ok:
                 try:
-                    fm.parts = foramen_parts(vol, upper, lower, side, disc_above=disc_above,
-                                             cache=caches.setdefault(level, {}))
+                    fm.parts = foramen_parts(
+                        vol, upper, lower, side, disc_above=disc_above, cache=caches.setdefault(level, {})
+                    )
                     fm.notes.extend(fm.parts.notes)
                 except PartError as exc:
                     fm.status, fm.message = exc.status, str(exc)
@@ -518,12 +600,20 @@ def measure_triangles(
         for kind in KINDS:
             fm.triangles[kind].view = assessed[kind]
             if ref[kind].degenerate:
-                fm.notes.append(f"{KIND_TITLES[kind]} triangle is degenerate in the reference view (the exiting "
-                                "root touches the " + ("endplate" if kind == "kambin" else "pedicle") + ")")
+                fm.notes.append(
+                    f"{KIND_TITLES[kind]} triangle is degenerate in the reference view (the exiting "
+                    "root touches the " + ("endplate" if kind == "kambin" else "pedicle") + ")"
+                )
     for fm in results:
         if not fm.ok:
             warn.append(f"{fm.level} {fm.side} not measured ({fm.status}): {fm.message}")
     if warn and not any(f.ok for f in results):
         warnings.warn("no level could be measured: " + "; ".join(warn), stacklevel=2)
-    return TriangleMeasurements(foramina=results, warnings=warn, spacing_mm=tuple(vol.spacing.tolist()),
-                                volume=vol, occluders=occluders, ct=ct_img)
+    return TriangleMeasurements(
+        foramina=results,
+        warnings=warn,
+        spacing_mm=tuple(vol.spacing.tolist()),
+        volume=vol,
+        occluders=occluders,
+        ct=ct_img,
+    )

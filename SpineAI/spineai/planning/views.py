@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..carm import STANDARD_OBLIQUE_DEG
+from ..progress import track
 from .construct import KINDS, level_view, triangles_in_view
 from .parts import ForamenParts
 from .triangles import KIND_TITLES, REPORT_SAMPLES, TriangleMeasurements, view_assessment
@@ -40,15 +41,19 @@ def _score(window_mm2: float, oblique: float, tilt: float) -> float:
     return window_mm2 - _PREFERENCE * np.hypot(oblique - STANDARD_OBLIQUE_DEG, tilt)
 
 
-def _evaluate(parts: ForamenParts, occ: Occluders, oblique: float, tilt: float, n: int,
-              kinds: tuple[str, ...] = KINDS) -> dict[str, float]:
+def _evaluate(
+    parts: ForamenParts, occ: Occluders, oblique: float, tilt: float, n: int, kinds: tuple[str, ...] = KINDS
+) -> dict[str, float]:
     tris = triangles_in_view(parts, level_view(parts, oblique, tilt))
     return {k: window_area(tris[k], occ, n) for k in kinds}
 
 
-def search_foramen(parts: ForamenParts, occ: Occluders,
-                   oblique_range: tuple[float, float] = OBLIQUE_RANGE_DEG,
-                   tilt_range: tuple[float, float] = TILT_RANGE_DEG) -> dict[str, tuple[float, float]]:
+def search_foramen(
+    parts: ForamenParts,
+    occ: Occluders,
+    oblique_range: tuple[float, float] = OBLIQUE_RANGE_DEG,
+    tilt_range: tuple[float, float] = TILT_RANGE_DEG,
+) -> dict[str, tuple[float, float]]:
     """Best ``(oblique_deg, tilt_deg)`` (level frame) per triangle kind of one foramen."""
     ob_lo, ob_hi = oblique_range
     ti_lo, ti_hi = tilt_range
@@ -91,18 +96,24 @@ def describe_blocked(kind: str, level: str, side: str, view) -> str:
     win = view.window
     title = KIND_TITLES[kind]
     if view.degenerate or win.area_mm2 <= 0:
-        return (f"{title} triangle {level} {side} does not open in any view searched: the exiting root touches the "
-                + ("superior endplate of the lower vertebra" if kind == "kambin" else "pedicle"))
+        return (
+            f"{title} triangle {level} {side} does not open in any view searched: the exiting root touches the "
+            + ("superior endplate of the lower vertebra" if kind == "kambin" else "pedicle")
+        )
     blockers = ", ".join(f"{name} ({share:.0%})" for name, share in win.blocked_by.items()) or "nothing"
-    return (f"{title} triangle {level} {side}: no C-arm view (oblique 0-45, tilt -30..30) gives a usable window "
-            f"(at least {USABLE_WINDOW_MM2:g} mm2 and room for a 1 mm needle); the best one "
-            f"(oblique {view.oblique_deg:.1f}, tilt {view.tilt_deg:+.1f}) leaves {win.window_mm2:.1f} mm2 "
-            f"and is hidden by {blockers}")
+    return (
+        f"{title} triangle {level} {side}: no C-arm view (oblique 0-45, tilt -30..30) gives a usable window "
+        f"(at least {USABLE_WINDOW_MM2:g} mm2 and room for a 1 mm needle); the best one "
+        f"(oblique {view.oblique_deg:.1f}, tilt {view.tilt_deg:+.1f}) leaves {win.window_mm2:.1f} mm2 "
+        f"and is hidden by {blockers}"
+    )
 
 
-def search_views(measurements: TriangleMeasurements,
-                 oblique_range: tuple[float, float] = OBLIQUE_RANGE_DEG,
-                 tilt_range: tuple[float, float] = TILT_RANGE_DEG) -> TriangleMeasurements:
+def search_views(
+    measurements: TriangleMeasurements,
+    oblique_range: tuple[float, float] = OBLIQUE_RANGE_DEG,
+    tilt_range: tuple[float, float] = TILT_RANGE_DEG,
+) -> TriangleMeasurements:
     """Fill ``standard_view``, ``best_view``, ``usable_view`` and ``blocked_reason`` of every triangle.
 
     Args:
@@ -115,11 +126,12 @@ def search_views(measurements: TriangleMeasurements,
     occ = measurements.occluders
     if occ is None:
         return measurements
-    for fm in measurements.measured:
+    for fm in track(measurements.measured, desc="C-arm view search"):
         parts = fm.parts
         assert parts is not None
-        std = view_assessment(parts, level_view(parts, STANDARD_OBLIQUE_DEG, 0.0), occ, "standard",
-                              n=REPORT_SAMPLES)
+        std = view_assessment(
+            parts, level_view(parts, STANDARD_OBLIQUE_DEG, 0.0), occ, "standard", n=REPORT_SAMPLES
+        )
         best_angles = search_foramen(parts, occ, oblique_range, tilt_range)
         for kind, tri in fm.triangles.items():
             ob, ti = best_angles[kind]

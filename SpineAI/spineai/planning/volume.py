@@ -69,8 +69,14 @@ class LabelVolume:
 
     def bounds_lps(self) -> tuple[np.ndarray, np.ndarray]:
         """Axis-aligned LPS box (lower, upper corners, mm) enclosing every voxel of the grid."""
-        corners = np.array([[a, b, c] for a in (-0.5, self.shape_xyz[0] - 0.5)
-                            for b in (-0.5, self.shape_xyz[1] - 0.5) for c in (-0.5, self.shape_xyz[2] - 0.5)])
+        corners = np.array(
+            [
+                [a, b, c]
+                for a in (-0.5, self.shape_xyz[0] - 0.5)
+                for b in (-0.5, self.shape_xyz[1] - 0.5)
+                for c in (-0.5, self.shape_xyz[2] - 0.5)
+            ]
+        )
         pts = self.to_lps(corners)
         return pts.min(axis=0), pts.max(axis=0)
 
@@ -88,6 +94,8 @@ class LabelVolume:
         values = flat[nz]
         order = np.argsort(values, kind="stable")
         nz, values = nz[order], values[order]
+        if nz.size == 0:
+            return {}
         uniq, starts = np.unique(values, return_index=True)
         ends = np.append(starts[1:], len(values))
         return {int(v): nz[s:e] for v, s, e in zip(uniq, starts, ends, strict=True)}
@@ -154,7 +162,7 @@ class LabelVolume:
             return np.zeros((0, 3)), np.zeros((0, 3))
         lo = np.maximum(np.minimum(ia.min(0), ib.min(0)) - 1, 0)
         hi = np.minimum(np.maximum(ia.max(0), ib.max(0)) + 2, self.shape_xyz)
-        box = np.asarray(self.array[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]])
+        box = np.asarray(self.array[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]])
         ma, mb = box == la, box == lb
         pts, steps = [], []
         for axis_zyx in range(3):

@@ -67,10 +67,14 @@ class Window:
         return list(self.blocked_by)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(area_mm2=round(self.area_mm2, 3), window_mm2=round(self.window_mm2, 3),
-                    visible_fraction=round(self.visible_fraction, 4),
-                    inscribed_radius_mm=round(self.inscribed_radius_mm, 3), usable=bool(self.usable),
-                    blocked_by={k: round(v, 4) for k, v in self.blocked_by.items()})
+        return dict(
+            area_mm2=round(self.area_mm2, 3),
+            window_mm2=round(self.window_mm2, 3),
+            visible_fraction=round(self.visible_fraction, 4),
+            inscribed_radius_mm=round(self.inscribed_radius_mm, 3),
+            usable=bool(self.usable),
+            blocked_by={k: round(v, 4) for k, v in self.blocked_by.items()},
+        )
 
 
 def triangle_samples(q: np.ndarray, n: int) -> np.ndarray:
@@ -160,7 +164,9 @@ class Occluders:
         n_exit = self._exit_distance(i0, di)
         n_steps = int(np.ceil(float(n_exit.max()))) + 1
         k = np.arange(n_steps, dtype=np.float32)
-        pos = (i0.astype(np.float32)[:, None, :] + 1.0) + k[None, :, None] * di.astype(np.float32)[None, None, :]
+        pos = (i0.astype(np.float32)[:, None, :] + 1.0) + k[None, :, None] * di.astype(np.float32)[
+            None, None, :
+        ]
         idx = np.rint(pos).astype(np.int64)
         np.clip(idx, 0, self.shape_xyz - 1, out=idx)
         flat = (idx[..., 2] * self.shape_xyz[1] + idx[..., 1]) * self.shape_xyz[0] + idx[..., 0]
@@ -181,9 +187,17 @@ def window_area(tri: TriangleInView, occluders: Occluders, n: int) -> float:
 def accessible_window(tri: TriangleInView, occluders: Occluders, n: int = 12) -> Window:
     """Accessible window of ``tri`` under its own view (see the module docstring)."""
     if tri.degenerate or tri.area_mm2 <= 0:
-        return Window(area_mm2=0.0, window_mm2=0.0, visible_fraction=0.0, inscribed_radius_mm=0.0, usable=False,
-                      blocked_by={}, samples_image=np.zeros((0, 2)), free=np.zeros(0, bool),
-                      clearance_mm=np.zeros(0))
+        return Window(
+            area_mm2=0.0,
+            window_mm2=0.0,
+            visible_fraction=0.0,
+            inscribed_radius_mm=0.0,
+            usable=False,
+            blocked_by={},
+            samples_image=np.zeros((0, 2)),
+            free=np.zeros(0, bool),
+            clearance_mm=np.zeros(0),
+        )
     q = tri.vertices_image
     samples = triangle_samples(q, n)
     starts = tri.to_lps(samples)
@@ -203,15 +217,24 @@ def accessible_window(tri: TriangleInView, occluders: Occluders, n: int = 12) ->
         d_edge = _edge_distance(q, samples[free])
         if (~free).any():
             diff = samples[free][:, None, :] - samples[~free][None, :, :]
-            d_block = np.sqrt((diff ** 2).sum(-1)).min(axis=1) - 0.5 * spacing
+            d_block = np.sqrt((diff**2).sum(-1)).min(axis=1) - 0.5 * spacing
         else:
             d_block = np.full(int(free.sum()), np.inf)
         clear[free] = np.minimum(d_edge, d_block)
     radius = float(clear.max()) if free.any() else 0.0
     window = tri.area_mm2 * frac
     usable = bool(window >= USABLE_WINDOW_MM2 and radius >= 0.5 * NEEDLE_DIAMETER_MM)
-    return Window(area_mm2=tri.area_mm2, window_mm2=window, visible_fraction=frac, inscribed_radius_mm=radius,
-                  usable=usable, blocked_by=blocked, samples_image=samples, free=free, clearance_mm=clear)
+    return Window(
+        area_mm2=tri.area_mm2,
+        window_mm2=window,
+        visible_fraction=frac,
+        inscribed_radius_mm=radius,
+        usable=usable,
+        blocked_by=blocked,
+        samples_image=samples,
+        free=free,
+        clearance_mm=clear,
+    )
 
 
 def body_frames(parts_list: list[ForamenParts]) -> list[Any]:
