@@ -321,6 +321,8 @@ def _measure(data: Path, weights: Path) -> dict:
             report["localisation"].pop("per_patient", None)
         for key in ("data", "skipped", "reference_spinenet", "intended_use", "model"):
             report.pop(key, None)
+        for failure in report["failures"]:  # no machine-specific paths in the card
+            failure["scan"] = Path(failure["scan"]).name
         metrics[name] = report
         pf = report["gradings"]["pfirrmann"]
         print(
@@ -338,7 +340,8 @@ def _measure(data: Path, weights: Path) -> dict:
 def remeasure(weights: Path, data: Path, out: Path, overwrite: bool) -> int:
     """Re-measure the card figures of existing weights with the current code and write weights + card to ``out``.
 
-    The fp16 tensors are written back unchanged (same SHA-256); only the card's figures are renewed.
+    The fp16 tensors are written back unchanged and the card gets the renewed figures (and the SHA-256 of
+    the new file, whose header may list its metadata in another order).
     """
     from spineai.grading.model import load_grading_model
 

@@ -35,7 +35,7 @@ __all__ = [
 #: registry name of the shipped model
 MODEL_NAME = "sagittal_grader"
 #: model-card task of every sagittal grading model
-TASK = "sagittal_mri_grading"
+TASK = "sagittal_disc_grading"
 ARCHITECTURE = "spineai.grading.SagittalGradingModel"
 
 

@@ -55,9 +55,7 @@ def write_overlay_png(
     slice_ = overlay["slice"]
     heat = overlay["maps"].get(grading)
     rows, cols = slice_.shape
-    fig = plt.figure(
-        figsize=(6.0 * cols / max(rows, cols) + 1.2, 6.0 * rows / max(rows, cols) + 0.6), dpi=110
-    )
+    fig = plt.figure(figsize=(7.0 * cols / max(rows, cols), 7.0 * rows / max(rows, cols) / 0.93), dpi=110)
     ax = fig.add_axes((0.0, 0.0, 1.0, 0.93))
     ax.imshow(slice_, cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
     if heat is not None:

@@ -51,7 +51,7 @@ from .disc_detection import (
     normalise_slice,
 )
 from .model import SagittalGradingModel, load_grading_model, torch_threads
-from .tasks import GRADING_TASKS, TASK_KEYS, task_by_key
+from .tasks import GRADING_TASKS, task_by_key
 
 __all__ = [
     "ORIENTATIONS",
@@ -664,8 +664,3 @@ def _map_on_input(ws: _WorkingSlice, working_map: np.ndarray) -> sitk.Image:
     out = sitk.DICOMOrient(lps_map, code)
     out.CopyInformation(ws.image)
     return out
-
-
-def grading_keys() -> tuple[str, ...]:
-    """Keys of the eight gradings, in output order."""
-    return TASK_KEYS
