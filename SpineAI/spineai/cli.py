@@ -121,6 +121,13 @@ _CAPABILITY_PARSERS: tuple[tuple[str, str, str | None], ...] = (
     ("spineai.outcome.cli", "add_outcome_parser", None),
     ("spineai.outcome.cli", "add_train_parser", "train"),
     ("spineai.outcome.cli", "add_evaluate_parser", "evaluate"),
+    ("spineai.radiograph.cli", "add_radiograph_parser", None),
+    ("spineai.radiograph.cli", "add_train_parser", "train"),
+    ("spineai.radiograph.cli", "add_evaluate_parser", "evaluate"),
+    ("spineai.levels.cli", "add_levels_parser", None),
+    ("spineai.levels.cli", "add_morphometry_parser", None),
+    ("spineai.batch.cli", "add_batch_parser", None),
+    ("spineai.reports.cli", "add_report_parser", None),
 )
 
 
