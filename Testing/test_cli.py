@@ -90,6 +90,24 @@ def test_demo_writes_volume_labels_segmentation_and_picture(tmp_path, capsys):
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "phantom" / "labels.seg.nrrd").is_file()
     assert (out / "phantom" / "ct.nii.gz").is_file()
+    # triangles, view and needle path: table, Slicer markups, C-arm pictures, 3D rendering
+    planning = out / "planning"
+    for name in ("measurements.tsv", "planning.mrk.json", "render3d.png", "carm_L5-S1_left.png"):
+        assert (planning / name).is_file(), name
+    rows = (planning / "measurements.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 * 2  # header + 2 levels x 2 sides x 2 triangles
+    assert "L5-S1 left:" in printed and "needle (" in printed
+    markups = json.loads((planning / "planning.mrk.json").read_text())
+    assert markups["markups"]
+    from spineai.demo import _installed
+
+    if _installed("spinect_ct_demo"):  # the shipped CT model segments the phantom and is scored
+        assert (out / "segmentation_slices.png").is_file()
+        assert "Dice against the phantom's truth" in printed
+        assert "measured on the model's segmentation" in printed
+    else:
+        assert "segmentation skipped" in printed
+        assert "measured on the phantom's ground-truth label map" in printed
     # a second run into the same folder is refused, the first results stay
     assert main(["demo", "--out", str(out)]) == 1
     assert png.is_file()

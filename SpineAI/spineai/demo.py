@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .outputs import prepare_output_dir
 
@@ -21,11 +22,13 @@ class DemoSummary:
         out: the output folder.
         files: output name -> path.
         lines: human-readable result lines (areas in mm2, Dice, ...).
+        results: machine-readable results per step (``segmentation``: Dice; ``planning``: measurements).
     """
 
     out: Path
     files: dict[str, Path] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
         """The summary printed by ``spineai demo``."""
@@ -66,20 +69,102 @@ def _triangle_lines(truth: dict) -> list[str]:
     return lines
 
 
-def run_demo(out: str | os.PathLike | None = None, seed: int = 7, overwrite: bool = False) -> DemoSummary:
+def _installed(model_name: str) -> bool:
+    """Whether the shipped model ``model_name`` (card + weights) is installed."""
+    from .weights import MODELS_DIR
+
+    return (MODELS_DIR / f"{model_name}.json").is_file() and (
+        MODELS_DIR / f"{model_name}.safetensors"
+    ).is_file()
+
+
+def _segmentation_lines(pred: Any, case: Any) -> tuple[list[str], dict[str, Any]]:
+    """Dice of the predicted label map against the phantom's truth (per structure and bone/nerve)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from . import anatomy
+    from .segmentation.metrics import label_map_scores, three_class_scores
+
+    pred_a = sitk.GetArrayFromImage(pred)
+    true_a = sitk.GetArrayFromImage(case.labels)
+    present = set(np.unique(true_a).tolist())
+    names = {s.name: s.label for s in anatomy.STRUCTURES if s.label in present and s.label != 0}
+    scores = label_map_scores(pred_a, true_a, names, case.labels.GetSpacing(), distances=False)
+    three = three_class_scores(pred_a, true_a, case.labels.GetSpacing(), distances=False)
+    dice = {n: s["dice"] for n, s in scores.items() if s["dice"] is not None}
+    lines = ["CT segmentation with the shipped model, Dice against the phantom's truth:"]
+    for group in ("bone", "nerve"):
+        if group in three and three[group].get("dice") is not None:
+            lines.append(f"  {group:<6} (paper's 3-class map) {three[group]['dice']:.3f}")
+    row = ", ".join(f"{n} {d:.2f}" for n, d in dice.items())
+    lines.append(f"  per structure: {row}")
+    lines.append(f"  mean over {len(dice)} structures {float(np.mean(list(dice.values()))):.3f}")
+    return lines, {"dice": dice, "three_class": {k: v.get("dice") for k, v in three.items()}}
+
+
+def _planning_lines(result: Any, truth: dict, source: str) -> list[str]:
+    """Areas, best C-arm view, needle path and clearances per foramen, beside the phantom's truth."""
+    lines = [f"Triangles, best C-arm view and needle path (measured on the {source}):"]
+    for fm in result.foramina:
+        if not fm.ok:
+            lines.append(f"  {fm.level} {fm.side:<5}: not measured ({fm.message})")
+            continue
+        parts = []
+        for kind, tri in fm.triangles.items():
+            true_area = (
+                truth.get("triangles", {}).get(fm.level, {}).get(fm.side, {}).get(kind, {}).get("area_mm2")
+            )
+            ref = f" (truth {true_area:.1f})" if true_area is not None else ""
+            text = f"{kind} {tri.area_mm2:5.1f} mm2{ref}"
+            if tri.best_view is not None and tri.standard_view is not None:
+                std, best = tri.standard_view, tri.best_view
+                text += (
+                    f"; standard view: {std.window.window_mm2:.1f} of {std.area_mm2:.1f} mm2 reachable; "
+                    f"best view oblique {best.oblique_deg:.0f} deg, tilt {best.tilt_deg:+.0f} deg: "
+                    f"{best.window.window_mm2:.1f} of {best.area_mm2:.1f} mm2"
+                )
+            parts.append(text)
+        lines.append(f"  {fm.level} {fm.side}:")
+        lines += [f"      {p}" for p in parts]
+        path = fm.paths.get(fm.recommended) if fm.recommended else None
+        if path is not None:
+            reach = "reaches" if path.reaches_with_standard_needle else "does NOT reach"
+            lines.append(
+                f"      needle ({fm.recommended}): {path.length_mm:.0f} mm ({reach} with a 90 mm needle), "
+                f"clearance nerve {path.min_distance_nerve_mm:.1f} mm / bone {path.min_distance_bone_mm:.1f} mm, "
+                f"{'safe' if path.safe else 'NOT safe'}"
+            )
+    return lines
+
+
+def run_demo(
+    out: str | os.PathLike | None = None,
+    seed: int = 7,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> DemoSummary:
     """Generate a phantom CT and run every available step on it.
+
+    Steps: phantom (CT, truth labels, ground-truth triangles, picture) -> CT segmentation with the shipped
+    model and its Dice against the truth -> triangles, best C-arm view and needle path measured on that
+    segmentation (Slicer markups, table, C-arm pictures, 3D rendering). A step whose model is not installed
+    is reported as skipped; planning then uses the phantom's truth label map and says so.
 
     Args:
         out: output folder; default a new ``./spineai-demo[-N]``.
         seed: phantom seed (the same seed gives the same case).
         overwrite: allow writing into an existing non-empty ``out``.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` for the networks.
     """
     from .phantom import generate_ct_phantom, write_phantom_case
     from .pictures import orthogonal_slices_png
+    from .progress import report
 
     folder = prepare_output_dir(out if out is not None else new_demo_folder(), overwrite=overwrite)
     summary = DemoSummary(out=folder)
 
+    report(2.0, "generating the phantom CT")
     case = generate_ct_phantom(seed)
     written = write_phantom_case(case, folder / "phantom", overwrite=overwrite)
     summary.files.update({f"phantom {k}": Path(v) for k, v in written.items()})
@@ -91,4 +176,41 @@ def run_demo(out: str | os.PathLike | None = None, seed: int = 7, overwrite: boo
         overwrite=overwrite,
     )
     summary.lines += _triangle_lines(case.truth)
+
+    labels, source = case.labels, "phantom's ground-truth label map"
+    if _installed("spinect_ct_demo"):
+        from .segmentation.inference import segment
+
+        report(10.0, "segmenting the phantom CT")
+        seg = segment(case.image, device=device)
+        seg_files = seg.save(folder / "segmentation", overwrite=overwrite)
+        summary.files.update({f"segmentation {k}": Path(v) for k, v in seg_files.items()})
+        summary.files["segmentation picture"] = orthogonal_slices_png(
+            case.image,
+            folder / "segmentation_slices.png",
+            labels=seg.labels,
+            title=f"SpineAI phantom (seed {seed}): CT with the model's segmentation",
+            overwrite=overwrite,
+        )
+        lines, scores = _segmentation_lines(seg.labels, case)
+        summary.lines += [""] + lines + [f"  warning: {w}" for w in seg.warnings]
+        summary.results["segmentation"] = scores
+        labels, source = seg.labels, "model's segmentation"
+    else:
+        summary.lines += [
+            "",
+            "CT segmentation skipped: the shipped CT model 'spinect_ct_demo' is not installed "
+            "(train it with 'python benchmarks/train_demo_segmentation.py --install').",
+        ]
+
+    from .planning.case import plan_case, write_case_outputs
+
+    report(60.0, "measuring triangles, searching views, planning needles")
+    result = plan_case(labels, ct=case.image)
+    plan_files = write_case_outputs(result, folder / "planning", overwrite=overwrite)
+    summary.files.update({f"planning {k}": Path(v) for k, v in plan_files.items()})
+    summary.lines += [""] + _planning_lines(result, case.truth, source)
+    summary.lines += [f"  note: {w}" for w in result.warnings]
+    summary.results["planning"] = result.to_dict()
+    report(100.0, "demo done")
     return summary
