@@ -116,6 +116,7 @@ _CAPABILITY_PARSERS: tuple[tuple[str, str, str | None], ...] = (
     ("spineai.segmentation.cli", "add_evaluate_parser", "evaluate"),
     ("spineai.planning.cli", "add_measure_parser", None),
     ("spineai.planning.cli", "add_plan_parser", None),
+    ("spineai.planning.cli", "add_evaluate_parser", "evaluate"),
     ("spineai.grading.cli", "add_grade_parser", None),
     ("spineai.grading.cli", "add_evaluate_parser", "evaluate"),
     ("spineai.outcome.cli", "add_outcome_parser", None),
