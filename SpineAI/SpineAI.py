@@ -6,6 +6,7 @@ this module only wires the GUI. The engine package travels with the extension, b
 
 from __future__ import annotations
 
+import html
 import importlib.metadata
 import importlib.util
 import logging
@@ -26,13 +27,28 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from SpineAILib import dependencies, engine, models, tables
+from SpineAILib import commands, dependencies, engine, models, tables
 from SpineAILib.process import BackgroundProcess, ProcessResult, python_executable_for_slicer
 
 #: application settings (per user) shared by the SpineAI modules
 SETTINGS_DEVICE = "SpineAI/Device"
 SETTINGS_USER_MODELS_DIR = "SpineAI/UserModelsFolder"
 SETTINGS_LAST_EXPORT_DIR = "SpineAI/LastExportFolder"
+
+#: the engine's commands (``{command path: --help text}``), listed once per Slicer session by a child process
+_engineCommands: dict[str, str] | None = None
+#: commands the hub names in its workflow section (when the engine has them)
+WORKFLOW_COMMANDS = (
+    "segment",
+    "measure",
+    "plan",
+    "levels",
+    "grade sagittal",
+    "grade axial",
+    "grade stenosis",
+    "outcome",
+    "radiograph",
+)
 
 
 #
@@ -93,6 +109,8 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._phantomJob = None
+        self._probeJob = None
+        self._installed: list = []
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -122,16 +140,32 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.modelsTableWidget.setColumnCount(len(tables.MODEL_TABLE_COLUMNS))
         self.ui.modelsTableWidget.setHorizontalHeaderLabels([_(c) for c in tables.MODEL_TABLE_COLUMNS])
+        self.ui.modelsTableWidget.connect("itemSelectionChanged()", self.onModelSelectionChanged)
         self.ui.progressBar.hide()
 
         self.initializeParameterNode()
         self.onCheckDependencies()
         self.onRefreshModels()
+        self._probeJob = self.logic.startEngineCommandsProbe(onDone=self._showEngineCommands)
 
     def cleanup(self) -> None:
-        if self._phantomJob is not None and self._phantomJob.running:
-            self._phantomJob.cancel()
+        for job in (self._phantomJob, self._probeJob):
+            if job is not None and job.running:
+                job.cancel()
         self.removeObservers()
+
+    def _showEngineCommands(self, found, error: str) -> None:
+        if found is None:
+            self.ui.engineCommandsLabel.text = _("The engine's commands could not be listed: {error}").format(
+                error=error
+            )
+            return
+        offered = [c for c in WORKFLOW_COMMANDS if c in found]
+        missing = [c for c in WORKFLOW_COMMANDS if c not in found]
+        text = _("This engine offers: {commands}.").format(commands=", ".join(offered) or _("none"))
+        if missing:
+            text += " " + _("Not (yet) in this engine: {commands}.").format(commands=", ".join(missing))
+        self.ui.engineCommandsLabel.text = text
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -251,6 +285,7 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRefreshModels(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to list the installed models."), waitCursor=True):
             installed = self.logic.installedModels()
+            self._installed = installed
             rows = tables.model_rows(installed)
             table = self.ui.modelsTableWidget
             table.setRowCount(len(rows))
@@ -266,6 +301,18 @@ class SpineAIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "No models are installed: the engine ships none yet and the user models folder holds none. "
                 "Train one with 'spineai train ...' and load it with 'Load site weights'."
             )
+            self.ui.modelCardLabel.visible = bool(rows)
+            if rows:
+                table.selectRow(0)
+            self.onModelSelectionChanged()
+
+    def onModelSelectionChanged(self) -> None:
+        """Show the full model card of the selected model."""
+        row = self.ui.modelsTableWidget.currentRow()
+        if not self._installed or row is None or not 0 <= row < len(self._installed):
+            self.ui.modelCardLabel.text = _("Select a model to see its model card.")
+            return
+        self.ui.modelCardLabel.text = self.logic.modelCardHtml(self._installed[row])
 
     def onLoadSiteWeights(self) -> None:
         path = qt.QFileDialog.getOpenFileName(
@@ -343,6 +390,74 @@ class SpineAILogic(ScriptedLoadableModuleLogic):
         job = BackgroundProcess(on_line=logging.info, launcher=self._launch, schedule=None)
         job.start(command.argv, command.env)
         return job.wait(timeout=timeout, idle=slicer.app.processEvents)
+
+    # ------------------------------------------------------------------ which commands the engine has
+    @staticmethod
+    def cachedEngineCommands() -> dict[str, str] | None:
+        """The engine's commands when already listed in this session, else ``None``."""
+        return _engineCommands
+
+    def startEngineCommandsProbe(self, onDone=None, refresh: bool = False) -> BackgroundProcess | None:
+        """List the engine's commands in a child process (torch and the engine stay out of Slicer's process).
+
+        ``onDone(commands or None, error text)`` runs on the GUI thread; at once when already listed (then
+        no process is started and ``None`` is returned).
+        """
+        global _engineCommands
+        if _engineCommands is not None and not refresh:
+            if onDone:
+                onDone(dict(_engineCommands), "")
+            return None
+        lines: list[str] = []
+
+        def finished(result: ProcessResult) -> None:
+            global _engineCommands
+            found, error = None, result.error
+            if result.succeeded:
+                try:
+                    found = commands.parse_probe_output(lines)
+                    _engineCommands = found
+                except ValueError as exc:
+                    error = str(exc)
+            elif result.cancelled:
+                error = _("cancelled")
+            if onDone:
+                onDone(None if found is None else dict(found), error)
+
+        def keep(line: str) -> None:
+            lines.append(line)
+            if not line.startswith(commands.MARKER):
+                logging.info(line)
+
+        job = BackgroundProcess(
+            on_line=keep, on_finished=finished, launcher=self._launch, schedule=qt.QTimer.singleShot
+        )
+        probe = engine.commands_probe(python=python_executable_for_slicer())
+        return job.start(probe.argv, probe.env)
+
+    def engineCommands(self, refresh: bool = False, timeout: float | None = 300) -> dict[str, str]:
+        """The engine's commands ``{command path: --help text}``, waiting for the probe (console and tests).
+
+        Raises:
+            RuntimeError: the probe failed (its plain-words error).
+        """
+        global _engineCommands
+        if _engineCommands is not None and not refresh:
+            return dict(_engineCommands)
+        lines: list[str] = []
+        job = BackgroundProcess(on_line=lambda line: lines.append(line), launcher=self._launch, schedule=None)
+        probe = engine.commands_probe(python=python_executable_for_slicer())
+        job.start(probe.argv, probe.env)
+        result = job.wait(timeout=timeout, idle=slicer.app.processEvents)
+        if not result.succeeded:
+            raise RuntimeError(
+                _("The engine's commands could not be listed:\n{error}").format(error=result.error)
+            )
+        try:
+            _engineCommands = commands.parse_probe_output(lines)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+        return dict(_engineCommands)
 
     # ------------------------------------------------------------------ phantom
     def startPhantom(self, seed: int = 7, onProgress=None, onDone=None) -> BackgroundProcess:
@@ -483,6 +598,35 @@ class SpineAILogic(ScriptedLoadableModuleLogic):
     def loadSiteWeights(self, weightsFile: str | os.PathLike):
         """Verify site weights with the engine and copy them with their card into the user models folder."""
         return models.install_site_weights(weightsFile, self.userModelsFolder())
+
+    @staticmethod
+    def fillResultTable(tableNode, data: tables.TableData, name: str):
+        """Fill (or create) a table node from ``SpineAILib.tables.TableData``: numeric columns as doubles
+        (NaN where empty), the others as text, each column with its unit. Used by the workflow modules."""
+        if tableNode is None:
+            tableNode = slicer.mrmlScene.AddNewNodeByClass(
+                "vtkMRMLTableNode", slicer.mrmlScene.GenerateUniqueName(name)
+            )
+        tableNode.RemoveAllColumns()
+        for column in data.columns:
+            array = vtk.vtkDoubleArray() if column.numeric else vtk.vtkStringArray()
+            array.SetName(column.name)
+            for row in data.rows:
+                array.InsertNextValue(float(row[column.name]) if column.numeric else str(row[column.name]))
+            tableNode.AddColumn(array)
+            if column.unit:
+                tableNode.SetColumnUnitLabel(column.name, column.unit)
+        tableNode.Modified()
+        return tableNode
+
+    @staticmethod
+    def modelCardHtml(installedModel) -> str:
+        """The model card of one installed model as a small HTML table (hub's detail view)."""
+        rows = "".join(
+            f"<tr><td valign='top'><b>{html.escape(_(field))}</b></td><td>{html.escape(text)}</td></tr>"
+            for field, text in tables.card_details(installedModel)
+        )
+        return f"<table cellspacing='2'>{rows}</table>"
 
 
 #

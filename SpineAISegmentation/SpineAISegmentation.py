@@ -1,11 +1,17 @@
-"""SpineAISegmentation: segment lumbosacral bones and nerve roots on CT, correct them, export them for retraining.
+"""SpineAISegmentation: segment lumbosacral bones and nerve roots on CT, correct them, measure Kambin's and the
+safe triangle, plan the C-arm view and the needle path, and export corrected cases for retraining.
 
 Segment runs ``spineai segment`` in a background process (progress bar, Cancel kills the process tree) and
 loads the result as a segmentation node: one named, coloured segment per canonical structure with its
 terminology tag, the input volume as reference geometry, under the input's study, with smoothed 3D
-surfaces. "Correct in Segment Editor" opens Slicer's Segment Editor on it; "Export for retraining" writes
-the CT, the corrected canonical label map with its sidecar, and a provenance record in the layout
-``spineai train segmentation --data FOLDER`` reads.
+surfaces. "Correct in Segment Editor" opens Slicer's Segment Editor on it.
+
+Measure and Plan hand the CURRENT segmentation (corrections included) to ``spineai measure`` / ``spineai
+plan`` as a canonical label map, and load what the engine writes: the triangles and needle paths as markups
+(the engine's LPS points converted to RAS), a table of areas, angles and clearances, and the best C-arm view
+applied to the 3D view's camera. "Renumber vertebrae" runs ``spineai levels`` when the engine has it.
+"Export for retraining" writes the CT, the corrected canonical label map with its sidecar, and a provenance
+record in the layout ``spineai train segmentation --data FOLDER`` reads.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-from SpineAILib import engine, export, labels, tables
+from SpineAILib import engine, export, labels, planning, tables
 from SpineAILib.process import BackgroundProcess, ProcessResult, python_executable_for_slicer
 
 #: segment node attributes recording where a segmentation came from
@@ -38,8 +44,18 @@ ATTRIBUTE_ENGINE_OUTPUT = "SpineAI.EngineOutputFolder"
 ATTRIBUTE_ENGINE_VERSION = "SpineAI.EngineVersion"
 #: application setting: the site weights file the user chose last
 SETTINGS_WEIGHTS_FILE = "SpineAI/SegmentationWeightsFile"
+#: the label map file an engine result was loaded from (when it is not ``<output folder>/labels.nii.gz``)
+ATTRIBUTE_ENGINE_LABELS = "SpineAI.EngineLabelMap"
+#: attributes of the nodes a measurement or plan created
+ATTRIBUTE_ROLE = "SpineAI.Role"
+ATTRIBUTE_RUN = "SpineAI.PlanningRun"
+ATTRIBUTE_SOURCE = "SpineAI.SourceSegmentation"
+ATTRIBUTE_MEASUREMENTS = "SpineAI.MeasurementsFile"
 #: structures every lumbosacral result must contain for triangle measurement
 REQUIRED_FOR_TRIANGLES = ("L5", "S1")
+#: levels the Plan section offers (L6 levels for a sixth lumbar vertebra)
+PLAN_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1", "L5-L6", "L6-S1")
+MEASURE_SIDES = ("both", "left", "right")
 
 
 #
@@ -106,6 +122,13 @@ class SpineAISegmentationParameterNode:
     exportFolder: training data folder for "Export for retraining".
     caseName: case folder name for the export (default: the volume's name).
     resultsTable: table of structure volumes of the last result.
+    measureLevels: levels to measure, separated by spaces ("L4-L5 L5-S1").
+    measureSides: "both", "left" or "right" (the patient's).
+    planLevel, planSide: the foramen of the injection to plan.
+    planOblique: ipsilateral C-arm oblique in the level's frame, 0..45 degrees.
+    planTilt: cranio-caudal tilt, -45..45 degrees, positive = cranial.
+    planningTable: table of the last measurement or plan (areas mm2, angles degrees, clearances mm).
+    levelsOverride: the user's statement for vertebra renumbering ("" = automatic).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -117,6 +140,14 @@ class SpineAISegmentationParameterNode:
     exportFolder: pathlib.Path
     caseName: str = ""
     resultsTable: vtkMRMLTableNode
+    measureLevels: str = "L4-L5 L5-S1"
+    measureSides: Annotated[str, Choice(list(MEASURE_SIDES))] = "both"
+    planLevel: Annotated[str, Choice(list(PLAN_LEVELS))] = "L5-S1"
+    planSide: Annotated[str, Choice(list(engine.SIDES))] = "left"
+    planOblique: Annotated[float, WithinRange(0.0, engine.MAX_OBLIQUE_DEG)] = 25.0
+    planTilt: Annotated[float, WithinRange(-engine.MAX_TILT_DEG, engine.MAX_TILT_DEG)] = 0.0
+    planningTable: vtkMRMLTableNode
+    levelsOverride: str = ""
 
 
 def _hubLogic():
@@ -140,6 +171,11 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job: BackgroundProcess | None = None
+        self._jobKind = ""  # "segment", "measure", "plan" or "levels" while a job runs
+        self._engineCommands: dict[str, str] | None = None
+        self._probeJob = None
+        self._views: list[planning.CarmView] = []
+        self._viewsTable = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -157,16 +193,26 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.correctButton.connect("clicked(bool)", self.onCorrectButton)
         self.ui.updateTableButton.connect("clicked(bool)", self.onUpdateTableButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
+        self.ui.planButton.connect("clicked(bool)", self.onPlanButton)
+        self.ui.bestViewButton.connect("clicked(bool)", self.onBestViewButton)
+        self.ui.showViewButton.connect("clicked(bool)", self.onShowViewButton)
+        self.ui.relabelButton.connect("clicked(bool)", self.onRelabelButton)
         self.ui.progressBar.hide()
+        self.ui.measureProgressBar.hide()
+        self.ui.levelsCollapsibleButton.hide()  # shown when the engine has 'spineai levels'
         # site weights are a per-user choice (application settings), not part of the scene
         self.ui.weightsPathLineEdit.currentPath = self.logic.userWeightsFile()
         self.ui.weightsPathLineEdit.connect("currentPathChanged(QString)", self.logic.setUserWeightsFile)
 
         self.initializeParameterNode()
+        self.ui.measureStatusLabel.text = _("Checking which commands the SpineAI engine offers...")
+        self._probeJob = _hubLogic().startEngineCommandsProbe(onDone=self._onEngineCommands)
 
     def cleanup(self) -> None:
-        if self._job is not None and self._job.running:
-            self._job.cancel()
+        for job in (self._job, self._probeJob):
+            if job is not None and job.running:
+                job.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -210,28 +256,92 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._onParameterNodeModified()
 
+    # ------------------------------------------------------------------ engine commands
+    def _onEngineCommands(self, found, error: str) -> None:
+        self._engineCommands = found
+        if found is None:
+            self.ui.measureStatusLabel.text = _(
+                "The SpineAI engine's commands could not be listed: {error}"
+            ).format(error=error)
+        else:
+            missing = [c for c in ("measure", "plan") if c not in found]
+            self.ui.measureStatusLabel.text = (
+                _("This engine has no '{commands}' command; update the SpineAI engine.").format(
+                    commands="', '".join(missing)
+                )
+                if missing
+                else ""
+            )
+            self.ui.levelsCollapsibleButton.visible = "levels" in found
+            helpText = engine.option_help(found.get("levels", ""), "--override")
+            if helpText:
+                self.ui.levelsOverrideLineEdit.toolTip = helpText
+        self._onParameterNodeModified()
+
+    def _engineHas(self, command: str) -> bool:
+        return self._engineCommands is not None and command in self._engineCommands
+
+    # ------------------------------------------------------------------ state -> buttons
+    def _setRunButton(self, button, kind: str, idleText: str, idleTip: str, ready: bool, why: str) -> None:
+        running = self._job is not None and self._job.running
+        if running and self._jobKind == kind:
+            button.text = _("Cancel")
+            button.toolTip = _("Stop it (the background process is killed)")
+            button.enabled = True
+        else:
+            button.text = idleText
+            button.enabled = ready and not running
+            button.toolTip = idleTip if ready else why
+
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None:
             return
         running = self._job is not None and self._job.running
         self.logic.rememberUserDefaults(p)
-        if running:
-            self.ui.applyButton.text = _("Cancel")
-            self.ui.applyButton.toolTip = _("Stop the segmentation (the background process is killed)")
-            self.ui.applyButton.enabled = True
-        else:
-            self.ui.applyButton.text = _("Segment")
-            self.ui.applyButton.enabled = bool(p.inputVolume)
-            self.ui.applyButton.toolTip = (
-                _("Segment bones, discs, dural sac and nerve roots in a background process")
-                if p.inputVolume
-                else _("Select a CT volume")
-            )
+        self._setRunButton(
+            self.ui.applyButton,
+            "segment",
+            _("Segment"),
+            _("Segment bones, discs, dural sac and nerve roots in a background process"),
+            bool(p.inputVolume),
+            _("Select a CT volume"),
+        )
         hasResult = bool(p.outputSegmentation and p.inputVolume)
         for button in (self.ui.correctButton, self.ui.updateTableButton, self.ui.exportButton):
             button.enabled = hasResult and not running
+        noSegmentation = _("Segment the CT first (or select a segmentation and its CT)")
+        self._setRunButton(
+            self.ui.measureButton,
+            "measure",
+            _("Measure triangles"),
+            _("Measure Kambin's and the safe triangle on the current segmentation (background process)"),
+            hasResult and self._engineHas("measure"),
+            noSegmentation if not hasResult else _("This engine has no 'spineai measure' command"),
+        )
+        self._setRunButton(
+            self.ui.planButton,
+            "plan",
+            _("Plan needle path"),
+            _("Evaluate this C-arm view and plan the needle path (background process)"),
+            hasResult and self._engineHas("plan"),
+            noSegmentation if not hasResult else _("This engine has no 'spineai plan' command"),
+        )
+        self._setRunButton(
+            self.ui.relabelButton,
+            "levels",
+            _("Renumber vertebrae"),
+            _("Number the vertebrae with the engine (background process); the current segmentation is kept"),
+            hasResult and self._engineHas("levels"),
+            noSegmentation if not hasResult else _("This engine has no 'spineai levels' command"),
+        )
         self.ui.resultsTableView.setMRMLTableNode(p.resultsTable)
+        self.ui.planningTableView.setMRMLTableNode(p.planningTable)
+        if p.planningTable is not self._viewsTable:
+            self._viewsTable = p.planningTable
+            self._setViews(self.logic.viewsOfTable(p.planningTable))
+        self.ui.bestViewButton.enabled = bool(self._views) and not running
+        self.ui.showViewButton.enabled = bool(self._views)
         if p.outputSegmentation:
             self.ui.outputSegmentationSelector.baseName = p.outputSegmentation.GetName()
         elif p.inputVolume:
@@ -239,11 +349,23 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 volume=p.inputVolume.GetName()
             )
 
-    # ------------------------------------------------------------------ segment / cancel
-    def onApplyButton(self) -> None:
+    def _setViews(self, views) -> None:
+        self._views = list(views)
+        self.ui.carmViewComboBox.clear()
+        for view in self._views:
+            self.ui.carmViewComboBox.addItem(view.label)
+
+    def _cancelRunning(self, statusLabel) -> bool:
+        """Cancel the running job when its own button was pressed again; True when it did."""
         if self._job is not None and self._job.running:
             self._job.cancel()
-            self.ui.statusLabel.text = _("Cancelling...")
+            statusLabel.text = _("Cancelling...")
+            return True
+        return False
+
+    # ------------------------------------------------------------------ segment / cancel
+    def onApplyButton(self) -> None:
+        if self._cancelRunning(self.ui.statusLabel):
             return
         p = self._parameterNode
         try:
@@ -253,6 +375,7 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 self.ui.progressBar.value = 0
                 self.ui.progressBar.show()
                 self.ui.statusLabel.text = _("Starting the SpineAI engine...")
+                self._jobKind = "segment"
                 self._job = self.logic.startSegmentation(
                     p.inputVolume,
                     p.outputSegmentation,
@@ -298,6 +421,154 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 )
             self.ui.statusLabel.text = done
         self._job = None
+        self._jobKind = ""
+        self._onParameterNodeModified()
+
+    # ------------------------------------------------------------------ measure / plan
+    def _startPlanningJob(self, kind: str, start) -> None:
+        try:
+            with slicer.util.tryWithErrorDisplay(_("The engine could not start."), waitCursor=True):
+                self.ui.logTextEdit.clear()
+                self.ui.measureProgressBar.value = 0
+                self.ui.measureProgressBar.show()
+                self.ui.measureStatusLabel.text = _("Writing the current segmentation for the engine...")
+                self._jobKind = kind
+                self._job = start()
+        except Exception:  # already shown to the user and logged by tryWithErrorDisplay
+            self._job = None
+            self._jobKind = ""
+            self.ui.measureProgressBar.hide()
+            self.ui.measureStatusLabel.text = _("The engine could not start.")
+        self._onParameterNodeModified()
+
+    def onMeasureButton(self) -> None:
+        if self._cancelRunning(self.ui.measureStatusLabel):
+            return
+        p = self._parameterNode
+        sides = engine.SIDES if p.measureSides == "both" else (p.measureSides,)
+        self._startPlanningJob(
+            "measure",
+            lambda: self.logic.startMeasure(
+                p.outputSegmentation,
+                p.inputVolume,
+                levels=p.measureLevels.replace(",", " ").split(),
+                sides=sides,
+                onProgress=self._onMeasureProgress,
+                onLine=self._onLine,
+                onDone=self._onPlanningDone,
+            ),
+        )
+
+    def onPlanButton(self) -> None:
+        if self._cancelRunning(self.ui.measureStatusLabel):
+            return
+        p = self._parameterNode
+        self._startPlanningJob(
+            "plan",
+            lambda: self.logic.startPlan(
+                p.outputSegmentation,
+                p.inputVolume,
+                level=p.planLevel,
+                side=p.planSide,
+                obliqueDeg=p.planOblique,
+                tiltDeg=p.planTilt,
+                onProgress=self._onMeasureProgress,
+                onLine=self._onLine,
+                onDone=self._onPlanningDone,
+            ),
+        )
+
+    def _onMeasureProgress(self, update) -> None:
+        self.ui.measureProgressBar.value = int(round(update.percent))
+        self.ui.measureStatusLabel.text = update.message
+
+    def _onPlanningDone(self, planningResult, result: ProcessResult, error: str) -> None:
+        self.ui.measureProgressBar.hide()
+        kind = self._jobKind
+        self._job = None
+        self._jobKind = ""
+        if result.cancelled:
+            self.ui.measureStatusLabel.text = _("Cancelled; nothing was changed.")
+        elif planningResult is None:
+            self.ui.measureStatusLabel.text = _("The {kind} failed.").format(kind=kind)
+            slicer.util.errorDisplay(_("The {kind} failed:\n\n{error}").format(kind=kind, error=error))
+        else:
+            p = self._parameterNode
+            self._viewsTable = planningResult.tableNode
+            self._setViews(planningResult.views)
+            if p is not None:
+                p.planningTable = planningResult.tableNode
+            lines = planningResult.summary or [_("No foramen could be measured.")]
+            self.ui.measureStatusLabel.text = "\n".join(lines)
+            if self._views:
+                with slicer.util.tryWithErrorDisplay(
+                    _("Could not move the 3D view's camera."), waitCursor=False
+                ):
+                    self.logic.applyCarmView(self._views[0])
+        self._onParameterNodeModified()
+
+    def onBestViewButton(self) -> None:
+        p = self._parameterNode
+        view = planning.find_view(self._views, p.planLevel, p.planSide)
+        if view is None:
+            self.ui.measureStatusLabel.text = _(
+                "No measured view for {level} {side}: measure that level and side first."
+            ).format(level=p.planLevel, side=p.planSide)
+            return
+        p.planOblique = min(max(view.oblique_deg, 0.0), engine.MAX_OBLIQUE_DEG)
+        p.planTilt = min(max(view.tilt_deg, -engine.MAX_TILT_DEG), engine.MAX_TILT_DEG)
+
+    def onShowViewButton(self) -> None:
+        index = self.ui.carmViewComboBox.currentIndex
+        if not 0 <= index < len(self._views):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not move the 3D view's camera."), waitCursor=False):
+            self.logic.applyCarmView(self._views[index])
+
+    # ------------------------------------------------------------------ levels
+    def onRelabelButton(self) -> None:
+        if self._cancelRunning(self.ui.levelsStatusLabel):
+            return
+        p = self._parameterNode
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Vertebra renumbering could not start."), waitCursor=True):
+                self.ui.logTextEdit.clear()
+                self.ui.levelsStatusLabel.text = _("Renumbering the vertebrae...")
+                self._jobKind = "levels"
+                self._job = self.logic.startRelabel(
+                    p.outputSegmentation,
+                    p.inputVolume,
+                    override=p.levelsOverride,
+                    onProgress=self._onLevelsProgress,
+                    onLine=self._onLine,
+                    onDone=self._onRelabelDone,
+                )
+        except Exception:  # already shown to the user and logged by tryWithErrorDisplay
+            self._job = None
+            self._jobKind = ""
+            self.ui.levelsStatusLabel.text = _("Vertebra renumbering could not start.")
+        self._onParameterNodeModified()
+
+    def _onLevelsProgress(self, update) -> None:
+        self.ui.levelsStatusLabel.text = update.message
+
+    def _onRelabelDone(self, segmentationNode, result: ProcessResult, error: str) -> None:
+        self._job = None
+        self._jobKind = ""
+        if result.cancelled:
+            self.ui.levelsStatusLabel.text = _("Cancelled; nothing was changed.")
+        elif segmentationNode is None:
+            self.ui.levelsStatusLabel.text = _("Renumbering failed.")
+            slicer.util.errorDisplay(_("Vertebra renumbering failed:\n\n{error}").format(error=error))
+        else:
+            p = self._parameterNode
+            if p is not None:
+                p.outputSegmentation = segmentationNode
+                p.resultsTable = self.logic.lastTable
+            self.ui.levelsStatusLabel.text = _(
+                "Renumbered into '{name}'; the previous segmentation is kept. Measure again to name the "
+                "triangles by the new levels."
+            ).format(name=segmentationNode.GetName())
         self._onParameterNodeModified()
 
     # ------------------------------------------------------------------ correct / table / export
@@ -321,6 +592,33 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             )
             self.ui.statusLabel.text = _("Exported to {folder}").format(folder=str(folder))
             slicer.util.showStatusMessage(self.ui.statusLabel.text, 5000)
+
+
+class PlanningResult:
+    """What one ``spineai measure`` or ``spineai plan`` run put into the scene.
+
+    Attributes:
+        folder: the engine's output folder (measurements.json/.tsv, planning.mrk.json).
+        kind: ``"measure"`` or ``"plan"``.
+        markupNodes: triangles (closed curves), needle paths (lines), entry/target points (point lists).
+        tableNode: areas (mm2), angles (degrees), clearances (mm) per level, side and triangle.
+        views: :class:`SpineAILib.planning.CarmView` per measured triangle, recommended first.
+        summary: one plain line per level and side.
+        folderItem: the subject hierarchy folder holding the nodes.
+    """
+
+    def __init__(self, folder, kind, markupNodes, tableNode, views, summary, folderItem) -> None:
+        self.folder = Path(folder)
+        self.kind = kind
+        self.markupNodes = list(markupNodes)
+        self.tableNode = tableNode
+        self.views = list(views)
+        self.summary = list(summary)
+        self.folderItem = folderItem
+
+    def nodesByRole(self, role: str) -> list:
+        """The markups nodes of one role: ``"triangle"``, ``"triangle_view"``, ``"needle"``, ``"entry_target"``."""
+        return [n for n in self.markupNodes if n.GetAttribute(ATTRIBUTE_ROLE) == role]
 
 
 #
@@ -460,12 +758,19 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
 
         return _hubLogic().startEngine(command, onProgress=onProgress, onLine=onLine, onFinished=finished)
 
-    def _prepare(self, inputVolume, device: str, mode: str) -> tuple[engine.EngineCommand, Path]:
+    def _prepare(
+        self, inputVolume, device: str, mode: str, weights=None
+    ) -> tuple[engine.EngineCommand, Path]:
         folder = Path(slicer.util.tempDirectory("SpineAI-segment-"))
         inputPath = self.writeInputVolume(inputVolume, folder / "input.nrrd")
         outputDir = folder / "result"
         command = engine.segment_command(
-            inputPath, outputDir, device=device, mode=mode, python=python_executable_for_slicer()
+            inputPath,
+            outputDir,
+            device=device,
+            mode=mode,
+            weights=weights or None,
+            python=python_executable_for_slicer(),
         )
         return command, outputDir
 
@@ -504,15 +809,33 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         showSurfaces: bool = True,
         smoothing: float = 0.5,
     ):
-        """Load the engine's ``labels.nii.gz`` + ``labels.json`` as a segmentation node.
+        """Load the engine's ``labels.nii.gz`` + ``labels.json`` of an output folder as a segmentation node.
 
         One segment per sidecar entry (empty ones too, ready to be painted), named and coloured from the
         sidecar with its terminology tag; the input volume is the reference geometry; the node goes under
         the input's study and gets the input's parent transform; smoothed surfaces are shown on request.
         """
-        registerTerminology()
         outputs = engine.SegmentOutputs(Path(outputDir)).check()
-        sidecar = labels.read_label_sidecar(outputs.sidecar)
+        return self.loadLabelMap(
+            outputs.labels, outputs.sidecar, inputVolume, segmentationNode, showSurfaces, smoothing
+        )
+
+    def loadLabelMap(
+        self,
+        labelsPath: str | os.PathLike,
+        sidecarPath: str | os.PathLike,
+        inputVolume,
+        segmentationNode=None,
+        showSurfaces: bool = True,
+        smoothing: float = 0.5,
+    ):
+        """Load a canonical label map with its ``.json`` sidecar as a segmentation node (see
+        :meth:`loadSegmentationResult`); ``segmentationNode`` None: a new node named after the input."""
+        registerTerminology()
+        labelsPath = Path(labelsPath)
+        if not labelsPath.is_file():
+            raise ValueError(_("The label map {path} does not exist.").format(path=str(labelsPath)))
+        sidecar = labels.read_label_sidecar(sidecarPath)
         byLabel = sidecar.by_label()
 
         if segmentationNode is None:
@@ -529,7 +852,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
 
         labelmapNode = slicer.util.loadLabelVolume(
-            str(outputs.labels), {"name": "SpineAI labels (import)", "show": False}
+            str(labelsPath), {"name": "SpineAI labels (import)", "show": False}
         )
         colorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLColorTableNode", "SpineAI labels (import)")
         try:
@@ -553,7 +876,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
                 labelmapNode, segmentationNode
             ):
                 raise RuntimeError(
-                    _("Slicer could not import the label map {path}.").format(path=str(outputs.labels))
+                    _("Slicer could not import the label map {path}.").format(path=str(labelsPath))
                 )
         finally:
             slicer.mrmlScene.RemoveNode(labelmapNode)
@@ -571,7 +894,8 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
 
         import spineai
 
-        segmentationNode.SetAttribute(ATTRIBUTE_ENGINE_OUTPUT, str(Path(outputDir).resolve()))
+        segmentationNode.SetAttribute(ATTRIBUTE_ENGINE_OUTPUT, str(labelsPath.parent.resolve()))
+        segmentationNode.SetAttribute(ATTRIBUTE_ENGINE_LABELS, str(labelsPath.resolve()))
         segmentationNode.SetAttribute(ATTRIBUTE_ENGINE_VERSION, str(spineai.__version__))
 
         if showSurfaces:
@@ -645,6 +969,358 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         rows = tables.structure_rows(labelArray, slicer.util.arrayFromVTKMatrix(ijkToRas), sidecar.specs)
         return self._fillTable(tableNode, rows, f"{segmentationNode.GetName()} structures")
 
+    @staticmethod
+    def fillResultTable(tableNode, data: tables.TableData, name: str):
+        """Fill (or create) a table node from ``SpineAILib.tables.TableData`` (see the hub's logic)."""
+        return _hubLogic().fillResultTable(tableNode, data, name)
+
+    # ------------------------------------------------------------------ measure and plan
+    def checkSegmentationAndVolume(self, segmentationNode, volumeNode) -> None:
+        """Raise ``ValueError`` naming the problem and the fix when a segmentation cannot be measured."""
+        if segmentationNode is None:
+            raise ValueError(_("No segmentation: segment the CT first, or select a segmentation."))
+        self.checkInputVolume(volumeNode)
+        for node in (volumeNode, segmentationNode):
+            if node.GetParentTransformNode():
+                raise ValueError(
+                    _(
+                        "'{name}' is under a transform. Harden the transform (Data module) first, so the engine "
+                        "measures the true geometry."
+                    ).format(name=node.GetName())
+                )
+        if segmentationNode.GetSegmentation().GetNumberOfSegments() == 0:
+            raise ValueError(
+                _("'{name}' has no segments: segment the CT first.").format(name=segmentationNode.GetName())
+            )
+
+    def writeEngineInputs(self, segmentationNode, volumeNode, folder: str | os.PathLike) -> tuple[Path, Path]:
+        """Write the CURRENT segmentation (corrections included) as a canonical label map with its sidecar on
+        the CT's grid, and the CT beside it, for the engine.
+
+        Returns:
+            ``(label map .nii.gz, CT .nrrd)``.
+        """
+        self.checkSegmentationAndVolume(segmentationNode, volumeNode)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        labelArray, sidecar, overlaps = self._labelArray(segmentationNode, volumeNode)
+        if not labelArray.any():
+            raise ValueError(
+                _("'{name}' is empty: paint or segment the structures first.").format(
+                    name=segmentationNode.GetName()
+                )
+            )
+        if overlaps:
+            logging.warning("SpineAI: overlapping segments %s; the later segment wins", ", ".join(overlaps))
+        ijkToRas = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASMatrix(ijkToRas)
+        labelsPath, _sidecarPath = export.write_label_map(
+            folder / "labels.nii.gz", labelArray, slicer.util.arrayFromVTKMatrix(ijkToRas), sidecar
+        )
+        return labelsPath, self.writeInputVolume(volumeNode, folder / "ct.nrrd")
+
+    def _planningCommand(self, kind: str, segmentationNode, volumeNode, **options):
+        folder = Path(slicer.util.tempDirectory(f"SpineAI-{kind}-"))
+        labelsPath, ctPath = self.writeEngineInputs(segmentationNode, volumeNode, folder / "input")
+        outputDir = folder / "result"
+        python = python_executable_for_slicer()
+        if kind == "measure":
+            command = engine.measure_command(labelsPath, outputDir, ct_path=ctPath, python=python, **options)
+        else:
+            command = engine.plan_command(labelsPath, outputDir, ct_path=ctPath, python=python, **options)
+        return command, outputDir
+
+    def _startPlanning(self, kind, segmentationNode, volumeNode, options, onProgress, onLine, onDone):
+        command, outputDir = self._planningCommand(kind, segmentationNode, volumeNode, **options)
+
+        def finished(result: ProcessResult) -> None:
+            loaded, error = None, result.error
+            if result.succeeded:
+                try:
+                    loaded = self.loadPlanningResult(outputDir, segmentationNode, volumeNode, kind)
+                except Exception as exc:  # reported to the user by onDone
+                    logging.exception("SpineAI: loading the %s failed", kind)
+                    error = str(exc)
+            elif not result.cancelled:
+                error = self.planningFailure(outputDir) or error
+            if onDone:
+                onDone(loaded, result, error)
+
+        return _hubLogic().startEngine(command, onProgress=onProgress, onLine=onLine, onFinished=finished)
+
+    def _runPlanning(self, kind, segmentationNode, volumeNode, options, timeout):
+        command, outputDir = self._planningCommand(kind, segmentationNode, volumeNode, **options)
+        result = _hubLogic().runEngine(command, timeout=timeout)
+        if not result.succeeded:
+            if result.cancelled:
+                raise RuntimeError(_("The {kind} was cancelled.").format(kind=kind))
+            raise RuntimeError(self.planningFailure(outputDir) or result.error)
+        return self.loadPlanningResult(outputDir, segmentationNode, volumeNode, kind)
+
+    @staticmethod
+    def planningFailure(outputDir) -> str:
+        """Why no foramen could be measured, from the files the engine still wrote ("" when there are none)."""
+        path = engine.PlanningOutputs(Path(outputDir)).measurements
+        if not path.is_file():
+            return ""
+        try:
+            lines = planning.summary_lines(planning.read_measurements(path))
+        except ValueError:
+            return ""
+        return "\n".join([_("No level could be measured:"), *lines]) if lines else ""
+
+    def startMeasure(
+        self,
+        segmentationNode,
+        volumeNode,
+        levels=("L4-L5", "L5-S1"),
+        sides=engine.SIDES,
+        onProgress=None,
+        onLine=None,
+        onDone=None,
+    ) -> BackgroundProcess:
+        """Start ``spineai measure`` on the current segmentation in the background.
+
+        ``onDone(PlanningResult or None, ProcessResult, error text)`` runs on the GUI thread (also on cancel).
+        """
+        options = {"levels": list(levels), "sides": list(sides)}
+        return self._startPlanning(
+            "measure", segmentationNode, volumeNode, options, onProgress, onLine, onDone
+        )
+
+    def measure(
+        self, segmentationNode, volumeNode, levels=("L4-L5", "L5-S1"), sides=engine.SIDES, timeout=None
+    ):
+        """Measure and wait (console, scripts, tests); returns the :class:`PlanningResult`.
+
+        Raises:
+            ValueError: bad input; RuntimeError: the engine failed (its plain-words error) or was cancelled.
+        """
+        options = {"levels": list(levels), "sides": list(sides)}
+        return self._runPlanning("measure", segmentationNode, volumeNode, options, timeout)
+
+    def startPlan(
+        self,
+        segmentationNode,
+        volumeNode,
+        level: str = "L5-S1",
+        side: str = "left",
+        obliqueDeg: float = 25.0,
+        tiltDeg: float = 0.0,
+        onProgress=None,
+        onLine=None,
+        onDone=None,
+    ) -> BackgroundProcess:
+        """Start ``spineai plan`` (one level and side at one C-arm view) in the background; see
+        :meth:`startMeasure` for ``onDone``."""
+        options = {"level": level, "side": side, "oblique_deg": obliqueDeg, "tilt_deg": tiltDeg}
+        return self._startPlanning("plan", segmentationNode, volumeNode, options, onProgress, onLine, onDone)
+
+    def plan(
+        self,
+        segmentationNode,
+        volumeNode,
+        level="L5-S1",
+        side="left",
+        obliqueDeg=25.0,
+        tiltDeg=0.0,
+        timeout=None,
+    ):
+        """Plan and wait (console, scripts, tests); returns the :class:`PlanningResult`."""
+        options = {"level": level, "side": side, "oblique_deg": obliqueDeg, "tilt_deg": tiltDeg}
+        return self._runPlanning("plan", segmentationNode, volumeNode, options, timeout)
+
+    @staticmethod
+    def createMarkupNode(spec: planning.MarkupSpec):
+        """One locked markups node from a :class:`SpineAILib.planning.MarkupSpec` (RAS control points)."""
+        node = slicer.mrmlScene.AddNewNodeByClass(spec.node_class, spec.name)
+        node.CreateDefaultDisplayNodes()
+        if spec.markup_type in ("ClosedCurve", "Curve"):
+            node.SetCurveTypeToLinear()  # a triangle's sides are straight
+        slicer.util.updateMarkupsControlPointsFromArray(node, np.asarray(spec.points_ras, dtype=float))
+        for index, (label, description) in enumerate(
+            zip(spec.point_labels, spec.point_descriptions, strict=True)
+        ):
+            node.SetNthControlPointLabel(index, label)
+            if description:
+                node.SetNthControlPointDescription(index, description)
+        node.SetFixedNumberOfControlPoints(True)
+        node.SetLocked(True)
+        node.SetDescription(spec.description)
+        for key, value in (
+            (ATTRIBUTE_ROLE, spec.role),
+            ("SpineAI.Level", spec.level),
+            ("SpineAI.Side", spec.side),
+            ("SpineAI.Triangle", spec.triangle),
+        ):
+            node.SetAttribute(key, value)
+        display = node.GetDisplayNode()
+        display.SetSelectedColor(*spec.colour)
+        display.SetColor(*spec.colour)
+        display.SetPropertiesLabelVisibility(spec.role in ("triangle", "needle"))
+        display.SetPointLabelsVisibility(spec.role == "entry_target")
+        if spec.markup_type == "ClosedCurve":
+            area = node.GetMeasurement("area")
+            if area is not None:
+                area.SetEnabled(True)
+        if spec.role == "triangle_view":
+            node.SetDisplayVisibility(False)  # the triangle as seen from its best view; shown on request
+        return node
+
+    def loadPlanningResult(
+        self, outputDir, segmentationNode, volumeNode, kind: str = "measure"
+    ) -> PlanningResult:
+        """Load what ``spineai measure``/``plan`` wrote: markups (LPS -> RAS), the table, the C-arm views.
+
+        Earlier measurement markups of the same segmentation are hidden (not deleted); the new nodes go
+        into one subject hierarchy folder under the CT's study.
+        """
+        outputs = engine.PlanningOutputs(Path(outputDir)).check()
+        specs = planning.read_markups(outputs.markups)
+        measurements = planning.read_measurements(outputs.measurements)
+        data = tables.read_tsv(outputs.table)
+        sourceId = segmentationNode.GetID() if segmentationNode is not None else ""
+
+        for node in slicer.util.getNodesByClass("vtkMRMLMarkupsNode"):
+            if node.GetAttribute(ATTRIBUTE_SOURCE) == sourceId and node.GetAttribute(ATTRIBUTE_RUN):
+                node.SetDisplayVisibility(False)
+
+        segName = segmentationNode.GetName() if segmentationNode is not None else "SpineAI"
+        title = (
+            _("{segmentation} triangles").format(segmentation=segName)
+            if kind == "measure"
+            else _("{segmentation} plan").format(segmentation=segName)
+        )
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        parentItem = shNode.GetItemParent(shNode.GetItemByDataNode(volumeNode)) if volumeNode else 0
+        folderItem = shNode.CreateFolderItem(parentItem or shNode.GetSceneItemID(), title)
+
+        markupNodes = []
+        for spec in specs:
+            node = self.createMarkupNode(spec)
+            node.SetAttribute(ATTRIBUTE_RUN, str(outputs.folder))
+            node.SetAttribute(ATTRIBUTE_SOURCE, sourceId)
+            shNode.SetItemParent(shNode.GetItemByDataNode(node), folderItem)
+            markupNodes.append(node)
+        tableNode = self.fillResultTable(None, data, title)
+        tableNode.SetAttribute(ATTRIBUTE_MEASUREMENTS, str(outputs.measurements))
+        tableNode.SetAttribute(ATTRIBUTE_SOURCE, sourceId)
+        shNode.SetItemParent(shNode.GetItemByDataNode(tableNode), folderItem)
+        return PlanningResult(
+            folder=outputs.folder,
+            kind=kind,
+            markupNodes=markupNodes,
+            tableNode=tableNode,
+            views=planning.carm_views(measurements),
+            summary=planning.summary_lines(measurements),
+            folderItem=folderItem,
+        )
+
+    @staticmethod
+    def viewsOfTable(tableNode) -> list:
+        """The C-arm views of the measurement a table came from (empty when its files are gone)."""
+        path = tableNode.GetAttribute(ATTRIBUTE_MEASUREMENTS) if tableNode is not None else None
+        if not path or not Path(path).is_file():
+            return []
+        try:
+            return planning.carm_views(planning.read_measurements(path))
+        except ValueError as exc:
+            logging.warning("SpineAI: %s", exc)
+            return []
+
+    @staticmethod
+    def threeDCameraNode():
+        """The camera of the first 3D view (the layout's; headless: the scene's first view or camera)."""
+        cameras = slicer.modules.cameras.logic()
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None and layoutManager.threeDViewCount > 0:
+            viewNode = layoutManager.threeDWidget(0).threeDView().mrmlViewNode()
+            camera = cameras.GetViewActiveCameraNode(viewNode)
+            if camera is not None:
+                return camera
+        viewNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLViewNode")
+        if viewNode is not None:
+            camera = cameras.GetViewActiveCameraNode(viewNode)
+            if camera is not None:
+                return camera
+        return slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLCameraNode")
+
+    def applyCarmView(self, view: planning.CarmView, cameraNode=None, distanceMm: float | None = None):
+        """Point a 3D camera along a C-arm view: from the skin toward the target, patient's head up.
+
+        Args:
+            view: a :class:`SpineAILib.planning.CarmView` (LPS; converted to RAS here).
+            cameraNode: the camera to move (default: the first 3D view's).
+            distanceMm: camera distance from the target (default ``planning.DEFAULT_CAMERA_DISTANCE_MM``).
+
+        Returns:
+            the camera node.
+        """
+        cameraNode = cameraNode or self.threeDCameraNode()
+        if cameraNode is None:
+            raise ValueError(_("There is no 3D view whose camera could show the C-arm view."))
+        pose = planning.carm_camera_pose(
+            view.target_lps,
+            view.direction_lps,
+            planning.DEFAULT_CAMERA_DISTANCE_MM if distanceMm is None else distanceMm,
+        )
+        cameraNode.SetFocalPoint(*pose.focal_point)
+        cameraNode.SetPosition(*pose.position)
+        cameraNode.SetViewUp(*pose.view_up)
+        cameraNode.ResetClippingRange()
+        return cameraNode
+
+    # ------------------------------------------------------------------ vertebra levels
+    def _levelsCommand(self, segmentationNode, volumeNode, override: str):
+        folder = Path(slicer.util.tempDirectory("SpineAI-levels-"))
+        labelsPath, ctPath = self.writeEngineInputs(segmentationNode, volumeNode, folder / "input")
+        outputDir = folder / "result"
+        command = engine.levels_command(
+            labelsPath, outputDir, override=override, ct_path=ctPath, python=python_executable_for_slicer()
+        )
+        return command, outputDir
+
+    def startRelabel(
+        self, segmentationNode, volumeNode, override: str = "", onProgress=None, onLine=None, onDone=None
+    ) -> BackgroundProcess:
+        """Start ``spineai levels`` on the current segmentation; the renumbered map is loaded as a NEW node.
+
+        ``onDone(new segmentation node or None, ProcessResult, error text)`` runs on the GUI thread.
+        """
+        command, outputDir = self._levelsCommand(segmentationNode, volumeNode, override)
+
+        def finished(result: ProcessResult) -> None:
+            loaded, error = None, result.error
+            if result.succeeded:
+                try:
+                    loaded = self.loadRelabelResult(outputDir, volumeNode, segmentationNode)
+                except Exception as exc:  # reported to the user by onDone
+                    logging.exception("SpineAI: loading the renumbered segmentation failed")
+                    error = str(exc)
+            if onDone:
+                onDone(loaded, result, error)
+
+        return _hubLogic().startEngine(command, onProgress=onProgress, onLine=onLine, onFinished=finished)
+
+    def relabel(self, segmentationNode, volumeNode, override: str = "", timeout=None):
+        """Renumber and wait (console, scripts, tests); returns the new segmentation node."""
+        command, outputDir = self._levelsCommand(segmentationNode, volumeNode, override)
+        result = _hubLogic().runEngine(command, timeout=timeout)
+        if not result.succeeded:
+            raise RuntimeError(result.error or _("Renumbering was cancelled."))
+        return self.loadRelabelResult(outputDir, volumeNode, segmentationNode)
+
+    def loadRelabelResult(self, outputDir, volumeNode, sourceSegmentation=None):
+        """Load the renumbered label map of ``spineai levels`` as a new segmentation node."""
+        labelsPath, sidecarPath = engine.find_label_map(outputDir)
+        name = slicer.mrmlScene.GenerateUniqueName(
+            f"{sourceSegmentation.GetName()} renumbered"
+            if sourceSegmentation
+            else f"{volumeNode.GetName()} levels"
+        )
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+        return self.loadLabelMap(labelsPath, sidecarPath, volumeNode, node)
+
     # ------------------------------------------------------------------ correct
     @staticmethod
     def openInSegmentEditor(segmentationNode, volumeNode):
@@ -663,10 +1339,22 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
 
     # ------------------------------------------------------------------ export
     @staticmethod
-    def _engineSidecar(segmentationNode) -> labels.LabelSidecar | None:
+    def _engineLabelMap(segmentationNode) -> Path | None:
+        """The label map file the segmentation was loaded from, when it came from the engine."""
+        path = segmentationNode.GetAttribute(ATTRIBUTE_ENGINE_LABELS)
+        if path:
+            return Path(path)
         folder = segmentationNode.GetAttribute(ATTRIBUTE_ENGINE_OUTPUT)
-        if folder and (Path(folder) / labels.SIDECAR_NAME).is_file():
-            return labels.read_label_sidecar(Path(folder) / labels.SIDECAR_NAME)
+        return Path(folder) / "labels.nii.gz" if folder else None
+
+    @classmethod
+    def _engineSidecar(cls, segmentationNode) -> labels.LabelSidecar | None:
+        path = cls._engineLabelMap(segmentationNode)
+        if path is None:
+            return None
+        sidecar = path.with_name(path.name[: -len(".nii.gz")] + ".json")
+        if sidecar.is_file():
+            return labels.read_label_sidecar(sidecar)
         return None
 
     def _labelArray(self, segmentationNode, referenceVolume):
@@ -721,10 +1409,9 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
 
         edited = None
         engineFolder = segmentationNode.GetAttribute(ATTRIBUTE_ENGINE_OUTPUT)
-        if engineFolder:
-            original = export.engine_labels_on_grid(
-                Path(engineFolder) / "labels.nii.gz", ijkToRasArray, labelArray.shape
-            )
+        engineLabels = self._engineLabelMap(segmentationNode)
+        if engineLabels is not None:
+            original = export.engine_labels_on_grid(engineLabels, ijkToRasArray, labelArray.shape)
             if original is not None:
                 names = {s.label: s.name for s in sidecar.specs}
                 engineSidecar = self._engineSidecar(segmentationNode)
@@ -765,6 +1452,8 @@ class SpineAISegmentationTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_load_result_names_colours_terminology()
+        self.setUp()
+        self.test_planning_files_become_ras_markups_table_and_camera()
 
     def test_load_result_names_colours_terminology(self):
         import json
@@ -808,6 +1497,124 @@ class SpineAISegmentationTest(ScriptedLoadableModuleTest):
         rows = {r["Structure"]: r for r in _tableRows(logic.lastTable)}
         self.assertAlmostEqual(rows["L5"]["Volume"], float((lab == 6).sum()) * 0.8 * 0.8 * 2.0, places=3)
         self.assertEqual(rows["root_L5_left"]["Voxels"], 0.0)
+
+    def test_planning_files_become_ras_markups_table_and_camera(self):
+        folder = Path(slicer.util.tempDirectory("SpineAI-planning-test-"))
+        truth = _writePlanningFolder(folder)
+        volume = slicer.util.addVolumeFromArray(np.zeros((8, 8, 8), np.int16), name="CT")
+        seg = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "CT SpineAI")
+        logic = SpineAISegmentationLogic()
+        result = logic.loadPlanningResult(folder, seg, volume, "measure")
+
+        (triangle,) = result.nodesByRole("triangle")
+        self.assertEqual(triangle.GetName(), "Safe L5-S1 left")
+        self.assertTrue(triangle.IsA("vtkMRMLMarkupsClosedCurveNode"))
+        points = slicer.util.arrayFromMarkupsControlPoints(triangle)
+        ax, ay, az = truth["apex"]
+        np.testing.assert_allclose(points[0], [-ax, -ay, az])  # LPS -> RAS
+        self.assertEqual(triangle.GetNthControlPointLabel(0), "corner")
+        (needle,) = result.nodesByRole("needle")
+        self.assertTrue(needle.IsA("vtkMRMLMarkupsLineNode"))
+        ex, ey, ez = truth["entry"]
+        np.testing.assert_allclose(slicer.util.arrayFromMarkupsControlPoints(needle)[0], [-ex, -ey, ez])
+
+        table = result.tableNode
+        self.assertEqual(table.GetNumberOfRows(), 1)
+        self.assertEqual(table.GetColumnUnitLabel("area_mm2"), "mm2")
+        self.assertAlmostEqual(table.GetTable().GetColumnByName("area_mm2").GetValue(0), 40.0)
+
+        (view,) = result.views
+        self.assertTrue(view.recommended)
+        camera = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLCameraNode")
+        logic.applyCarmView(view, camera, distanceMm=300.0)
+        tx, ty, tz = truth["target"]
+        np.testing.assert_allclose(camera.GetFocalPoint(), [-tx, -ty, tz], atol=1e-6)
+        seen = np.subtract(camera.GetFocalPoint(), camera.GetPosition())
+        dx, dy, dz = truth["direction"]
+        np.testing.assert_allclose(seen / np.linalg.norm(seen), [-dx, -dy, dz], atol=1e-6)
+        self.assertAlmostEqual(float(np.linalg.norm(seen)), 300.0, places=3)
+
+
+def _writePlanningFolder(folder: Path) -> dict:
+    """A minimal ``spineai measure`` output (one foramen, LPS mm) for the in-module test."""
+    import json
+
+    apex, medial, lateral = [20.0, -15.0, 18.0], [21.0, -14.0, 10.0], [32.0, -13.0, 9.0]
+    entry, target = [80.0, 40.0, 28.0], [31.0, -18.0, 21.0]
+    direction = (np.subtract(target, entry) / np.linalg.norm(np.subtract(target, entry))).tolist()
+
+    def point(label, pos):
+        return {"id": label, "label": label, "position": pos, "positionStatus": "defined"}
+
+    markups = {
+        "@schema": "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/"
+        "Schema/markups-schema-v1.0.3.json#",
+        "markups": [
+            {
+                "type": "ClosedCurve",
+                "name": "Safe L5-S1 left",
+                "coordinateSystem": "LPS",
+                "coordinateUnits": "mm",
+                "controlPoints": [point("corner", apex), point("medial", medial), point("lateral", lateral)],
+                "measurements": [{"name": "area", "value": 40.0, "units": "mm2"}],
+                "display": {"color": [0.2, 0.55, 1.0]},
+            },
+            {
+                "type": "Line",
+                "name": "Needle L5-S1 left (safe)",
+                "coordinateSystem": "LPS",
+                "coordinateUnits": "mm",
+                "controlPoints": [point("entry", entry), point("target", target)],
+                "display": {"color": [1.0, 0.25, 0.2]},
+            },
+        ],
+    }
+    view = {
+        "oblique_deg": 30.0,
+        "tilt_deg": 5.0,
+        "patient_oblique_deg": 28.0,
+        "patient_tilt_deg": 6.0,
+        "direction_lps": direction,
+        "window_mm2": 35.0,
+        "usable": True,
+    }
+    measurements = {
+        "format": "spineai-triangle-measurements",
+        "frame": "LPS",
+        "foramina": [
+            {
+                "level": "L5-S1",
+                "side": "left",
+                "status": "ok",
+                "triangles": {
+                    "safe": {
+                        "name": "Safe L5-S1 left",
+                        "area_mm2": 40.0,
+                        "vertices_lps_mm": [apex, medial, lateral],
+                        "best_view": view,
+                    }
+                },
+                "paths": {
+                    "safe": {
+                        "target_lps": target,
+                        "entry_lps": entry,
+                        "length_mm": 77.0,
+                        "min_distance_nerve_mm": 4.0,
+                        "min_distance_bone_mm": 5.0,
+                    }
+                },
+                "recommended": "safe",
+            }
+        ],
+    }
+    table = (
+        "level\tside\ttriangle\tarea_mm2\tbest_oblique_deg\tpath_safe\nL5-S1\tleft\tsafe\t40.00\t30.00\tyes\n"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "planning.mrk.json").write_text(json.dumps(markups), encoding="utf-8")
+    (folder / "measurements.json").write_text(json.dumps(measurements), encoding="utf-8")
+    (folder / "measurements.tsv").write_text(table, encoding="utf-8")
+    return {"apex": apex, "entry": entry, "target": target, "direction": direction}
 
 
 def _tableRows(tableNode) -> list[dict]:

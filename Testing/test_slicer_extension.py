@@ -408,6 +408,57 @@ def test_extension_cmake_has_metadata_and_adds_every_module():
     assert "Resources/SpineAI.png" in text and "Resources/Screenshots/SpineAISegmentation.png" in text
 
 
+def _cmake_metadata(tmp_path: Path, **defines: str) -> dict[str, str]:
+    """Run the top-level CMakeLists' meta-information block in CMake script mode and return its values."""
+    import shutil
+
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed; the metadata block is checked where it is")
+    text = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    block = text[text.index("# Extension meta-information") : text.index("# Extension dependencies")]
+    names = ("EXTENSION_HOMEPAGE", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_README_FILE",
+             "EXTENSION_LICENSE_FILE", "EXTENSION_DEPENDS")  # fmt: skip
+    script = tmp_path / "meta.cmake"
+    script.write_text(
+        f"set(CMAKE_CURRENT_SOURCE_DIR {REPO.as_posix()})\n"
+        + block
+        + "".join(f'message(STATUS "{n}=${{{n}}}")\n' for n in names),
+        encoding="utf-8",
+    )
+    argv = [cmake, *(f"-D{k}={v}" for k, v in defines.items()), "-P", str(script)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    values = {}
+    for line in (out.stdout + out.stderr).splitlines():
+        m = re.match(r"^(?:-- )?(EXTENSION_\w+)=(.*)$", line.strip())
+        if m:
+            values[m.group(1)] = m.group(2)
+    return values
+
+
+def test_extension_links_are_empty_unless_the_repository_url_is_set(tmp_path):
+    values = _cmake_metadata(tmp_path)
+    assert (
+        values["EXTENSION_HOMEPAGE"]
+        == values["EXTENSION_ICONURL"]
+        == values["EXTENSION_SCREENSHOTURLS"]
+        == ""
+    )
+    assert Path(values["EXTENSION_README_FILE"]) == REPO / "README.md" and (REPO / "README.md").is_file()
+    assert Path(values["EXTENSION_LICENSE_FILE"]) == REPO / "LICENSE" and (REPO / "LICENSE").is_file()
+    assert values["EXTENSION_DEPENDS"] == "PyTorch"
+    url = "https://example.org/team/SlicerSpineAI"
+    values = _cmake_metadata(tmp_path, SPINEAI_REPOSITORY_URL=url + "/")
+    assert values["EXTENSION_HOMEPAGE"] == f"{url}/blob/main/docs/slicer.md"
+    for key, path in (("EXTENSION_ICONURL", "Resources/SpineAI.png"),
+                      ("EXTENSION_SCREENSHOTURLS", "Resources/Screenshots/SpineAISegmentation.png")):  # fmt: skip
+        assert values[key] == f"{url}/raw/main/{path}" and (REPO / path).is_file()
+    assert (REPO / "docs" / "slicer.md").is_file()
+    text = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "github.com/SpineAI" not in text, "no made-up repository address"
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_module_cmake_lists_every_script_and_resource_and_nothing_else(module):
     folder = REPO / module

@@ -157,6 +157,186 @@ def help_command(
     return EngineCommand(argv, _engine_env(None if root is None else Path(root)))
 
 
+#: patient sides the planning commands accept
+SIDES: tuple[str, ...] = ("left", "right")
+#: C-arm angle limits of the engine (``spineai.carm``), degrees
+MAX_OBLIQUE_DEG = 45.0
+MAX_TILT_DEG = 45.0
+_LEVEL_RE = re.compile(r"^(?:T1[0-2]|T[1-9]|L[1-6]|S1)-(?:T1[0-2]|T[1-9]|L[1-6]|S1)$")
+
+
+def _check_levels(levels: Iterable[str]) -> list[str]:
+    out = []
+    for level in levels:
+        text = str(level).strip().upper().replace("/", "-")
+        if not _LEVEL_RE.match(text):
+            raise ValueError(
+                f"'{level}' is not a spinal level. Name a level by its two vertebrae, e.g. L4-L5 or L5-S1."
+            )
+        if text not in out:
+            out.append(text)
+    if not out:
+        raise ValueError("No level given. Name at least one level, e.g. L5-S1.")
+    return out
+
+
+def _check_sides(sides: Iterable[str]) -> list[str]:
+    out = []
+    for side in sides:
+        _check_choice(side, SIDES, "Side")
+        if side not in out:
+            out.append(side)
+    if not out:
+        raise ValueError("No side given. Choose left, right or both.")
+    return out
+
+
+def measure_command(
+    segmentation_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    ct_path: str | os.PathLike | None = None,
+    levels: Sequence[str] = ("L4-L5", "L5-S1"),
+    sides: Sequence[str] = SIDES,
+    images: bool = False,
+    overwrite: bool = False,
+    python: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> EngineCommand:
+    """The ``spineai measure`` command: Kambin's and the safe triangle, best C-arm view, needle path.
+
+    Args:
+        segmentation_path: canonical label map (``.nii.gz`` with its ``.json`` sidecar) on the CT's grid.
+        output_dir: new folder for ``measurements.json``, ``measurements.tsv`` and ``planning.mrk.json``.
+        ct_path: the CT (HU) on the same grid; gives the skin for the needle entry.
+        levels: levels such as ``"L5-S1"``; sides: ``"left"`` and/or ``"right"`` (the patient's).
+        images: also render the C-arm pictures and the 3D picture (seconds each; Slicer shows its own 3D).
+    """
+    argv = [
+        python or sys.executable,
+        "-m",
+        "spineai",
+        "measure",
+        str(segmentation_path),
+        "-o",
+        str(output_dir),
+    ]
+    if ct_path is not None:
+        argv += ["--ct", str(ct_path)]
+    argv += ["--levels", *_check_levels(levels), "--sides", *_check_sides(sides)]
+    if not images:
+        argv.append("--no-images")
+    if overwrite:
+        argv.append("--overwrite")
+    return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
+
+
+def plan_command(
+    segmentation_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    level: str,
+    side: str,
+    oblique_deg: float = 25.0,
+    tilt_deg: float = 0.0,
+    ct_path: str | os.PathLike | None = None,
+    images: bool = False,
+    overwrite: bool = False,
+    python: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> EngineCommand:
+    """The ``spineai plan`` command: one level and side seen at one C-arm view, with the needle path.
+
+    Args:
+        level: e.g. ``"L5-S1"``; side: ``"left"`` or ``"right"`` (the patient's).
+        oblique_deg: ipsilateral oblique in the level's frame, 0..45 degrees.
+        tilt_deg: cranio-caudal tilt, -45..45 degrees, positive = cranial.
+    """
+    (level_text,) = _check_levels([level])
+    _check_choice(side, SIDES, "Side")
+    oblique, tilt = float(oblique_deg), float(tilt_deg)
+    if not (0.0 <= oblique <= MAX_OBLIQUE_DEG):
+        raise ValueError(f"Oblique angle {oblique:g} degrees is outside 0..{MAX_OBLIQUE_DEG:g}.")
+    if not (-MAX_TILT_DEG <= tilt <= MAX_TILT_DEG):
+        raise ValueError(f"Tilt {tilt:g} degrees is outside -{MAX_TILT_DEG:g}..{MAX_TILT_DEG:g}.")
+    argv = [python or sys.executable, "-m", "spineai", "plan", str(segmentation_path), "-o", str(output_dir)]
+    if ct_path is not None:
+        argv += ["--ct", str(ct_path)]
+    # "--tilt=-5": a negative value joined to its flag is never mistaken for an option
+    argv += ["--level", level_text, "--side", side, f"--oblique={oblique:g}", f"--tilt={tilt:g}"]
+    if not images:
+        argv.append("--no-images")
+    if overwrite:
+        argv.append("--overwrite")
+    return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
+
+
+def levels_command(
+    segmentation_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    override: str | None = None,
+    ct_path: str | os.PathLike | None = None,
+    python: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> EngineCommand:
+    """The ``spineai levels`` command: number the vertebrae from the sacrum up, or as the user overrides.
+
+    Args:
+        override: the user's statement passed verbatim to ``--override`` (for example that the lowest
+            mobile vertebra is L6, or a shift of all labels by +1); ``None`` or blank: automatic.
+    """
+    argv = [
+        python or sys.executable,
+        "-m",
+        "spineai",
+        "levels",
+        str(segmentation_path),
+        "-o",
+        str(output_dir),
+    ]
+    if ct_path is not None:
+        argv += ["--ct", str(ct_path)]
+    if override is not None and str(override).strip():
+        argv += ["--override", str(override).strip()]
+    return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
+
+
+def commands_probe(python: str | None = None, root: str | os.PathLike | None = None) -> EngineCommand:
+    """A child process that prints every command this engine offers (see :mod:`SpineAILib.commands`).
+
+    Running it in a separate process keeps torch and the engine out of Slicer's own process until needed.
+    """
+    argv = (python or sys.executable, "-m", "SpineAILib.commands")
+    return EngineCommand(argv, _engine_env(None if root is None else Path(root)))
+
+
+def option_help(help_text: str, flag: str) -> str:
+    """The help sentence of option ``flag`` in an argparse ``--help`` text ("" when the option is absent).
+
+    Args:
+        help_text: the command's ``--help`` output.
+        flag: e.g. ``"--override"``.
+    """
+    lines = help_text.splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not re.match(rf"^(?:-\w[ ,\w]*, )?{re.escape(flag)}(?:[ =]|$)", stripped):
+            continue
+        parts = re.split(r"\s{2,}", stripped, maxsplit=1)
+        text = [parts[1]] if len(parts) > 1 else []
+        indent = len(line) - len(line.lstrip())
+        for follow in lines[i + 1 :]:
+            f_indent = len(follow) - len(follow.lstrip())
+            if not follow.strip() or f_indent <= indent:
+                break
+            text.append(follow.strip())
+        return " ".join(text)
+    return ""
+
+
+def offers_option(help_text: str, flag: str) -> bool:
+    """Whether a ``--help`` text lists the option ``flag`` (as a whole word)."""
+    return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text) is not None
+
+
 @dataclass(frozen=True)
 class ProgressUpdate:
     """One parsed ``PROGRESS`` line: ``percent`` in 0..100 and the step's message."""
@@ -241,3 +421,64 @@ class SegmentOutputs:
         if not self.surfaces.is_dir():
             return {}
         return {p.name[: -len(".vtp")]: p for p in sorted(self.surfaces.glob("*.vtp"))}
+
+
+@dataclass(frozen=True)
+class PlanningOutputs:
+    """The files ``spineai measure`` and ``spineai plan`` write into their output folder."""
+
+    folder: Path
+
+    @property
+    def measurements(self) -> Path:
+        return self.folder / "measurements.json"
+
+    @property
+    def table(self) -> Path:
+        return self.folder / "measurements.tsv"
+
+    @property
+    def markups(self) -> Path:
+        return self.folder / "planning.mrk.json"
+
+    def check(self) -> PlanningOutputs:
+        """Raise ``ValueError`` naming the missing files, or return ``self``."""
+        missing = [p.name for p in (self.measurements, self.table, self.markups) if not p.is_file()]
+        if missing:
+            raise ValueError(
+                f"The engine finished but did not write {', '.join(missing)} in '{self.folder}'. "
+                "Check the engine log; update the SpineAI extension if the engine is older than the module."
+            )
+        return self
+
+
+def find_label_map(folder: str | os.PathLike, preferred: str = "labels.nii.gz") -> tuple[Path, Path]:
+    """A label map with its ``.json`` sidecar in an engine output folder (the relabelled map of
+    ``spineai levels``, the result of ``spineai segment``).
+
+    Returns:
+        ``(label map, sidecar)``: ``preferred`` when present, else the only NIfTI with a sidecar.
+
+    Raises:
+        ValueError: none, or several candidates and none is ``preferred``.
+    """
+    root = Path(folder)
+
+    def sidecar_of(p: Path) -> Path:
+        return p.with_name(p.name[: -len(".nii.gz")] + ".json")
+
+    first = root / preferred
+    if first.is_file() and sidecar_of(first).is_file():
+        return first, sidecar_of(first)
+    candidates = sorted(p for p in root.glob("*.nii.gz") if sidecar_of(p).is_file())
+    if len(candidates) == 1:
+        return candidates[0], sidecar_of(candidates[0])
+    if not candidates:
+        raise ValueError(
+            f"'{root}' holds no label map with a .json sidecar (e.g. labels.nii.gz + labels.json). "
+            "Check the engine log."
+        )
+    raise ValueError(
+        f"'{root}' holds several label maps ({', '.join(p.name for p in candidates)}) and no "
+        f"{preferred}; pick one by hand (Add Data)."
+    )

@@ -145,6 +145,56 @@ def engine_labels_on_grid(
     return sitk.GetArrayFromImage(img) if same else None
 
 
+def write_label_map(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    ijk_to_ras: np.ndarray,
+    sidecar: LabelSidecar,
+) -> tuple[Path, Path]:
+    """Write a canonical label map (NIfTI, uint16, LPS geometry) and its ``.json`` sidecar for the engine.
+
+    Used to hand the current (possibly corrected) segmentation to ``spineai measure``, ``plan`` and
+    ``levels``, which read the label values through the sidecar.
+
+    Args:
+        path: the label map file, ending in ``.nii.gz`` (the sidecar goes beside it: ``labels.json``).
+        labels: label values ``[k, j, i]``, 0..65535.
+        ijk_to_ras: the grid's 4x4 IJKToRAS matrix (Slicer), converted to LPS geometry.
+        sidecar: names, colours and terminology of every value present.
+
+    Returns:
+        ``(label map, sidecar)`` paths.
+
+    Raises:
+        ValueError: not 3D, values out of range, a value the sidecar does not name, a wrong file ending.
+    """
+    import SimpleITK as sitk
+
+    from spineai.outputs import atomic_path, write_json
+
+    target = Path(path)
+    if not target.name.endswith(".nii.gz"):
+        raise ValueError(f"'{target.name}' must end in .nii.gz (its sidecar is named after it).")
+    arr = np.asarray(labels)
+    if arr.ndim != 3:
+        raise ValueError(f"The label map must be 3D [k, j, i], got shape {arr.shape}.")
+    if arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise ValueError("Label values must be 0..65535.")
+    unnamed = sorted(set(np.unique(arr).tolist()) - {0} - set(sidecar.by_label()))
+    if unnamed:
+        raise ValueError(f"Label values {unnamed} have no name in the sidecar; name every segment.")
+    geometry = geometry_from_ijk_to_ras(ijk_to_ras)
+    img = sitk.Cast(sitk.GetImageFromArray(arr.astype(np.uint16)), sitk.sitkUInt16)
+    img.SetOrigin(geometry.origin)
+    img.SetSpacing(geometry.spacing)
+    img.SetDirection(geometry.direction)
+    side = target.with_name(target.name[: -len(".nii.gz")] + ".json")
+    with atomic_path(target) as tmp:
+        sitk.WriteImage(img, str(tmp), useCompression=True)
+    write_json(side, sidecar.to_dict())
+    return target, side
+
+
 def provenance_record(
     source_segmentation: str,
     edited_segments: Iterable[str],

@@ -80,6 +80,13 @@ def installed_models(user_dir: str | os.PathLike | None = None, verify: bool = T
     return found
 
 
+def weights_file(model: InstalledModel) -> Path:
+    """The weights file of an installed model (``--weights`` of an engine command), beside its card."""
+    from spineai import weights
+
+    return weights.weights_path_for(model.card, model.folder)
+
+
 def install_site_weights(weights_file: str | os.PathLike, user_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Validate site-trained weights with the engine and copy them (and their card) into ``user_dir``.
 

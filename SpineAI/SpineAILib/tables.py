@@ -3,13 +3,18 @@
 - Structure table (Segmentation module, a ``vtkMRMLTableNode``): one row per structure of a label map with
   its voxel count, volume (mm3) and extent along the patient's axes; structures the model should find but
   did not are listed with zero volume so a missing L5 or S1 is obvious.
-- Model table (hub and Grading module, a ``QTableWidget``): one row per installed model card.
+- Model table (hub and Grading module, a ``QTableWidget``): one row per installed model card, and the full
+  card of one model (:func:`card_details`).
+- Result tables (``vtkMRMLTableNode``): the engine's ``.tsv`` files (triangle measurements, disc grades) and
+  JSON summaries (outcome) as typed columns with units (:class:`TableData`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -160,11 +165,12 @@ def model_rows(models: Iterable[Any]) -> list[dict[str, str]]:
 
 
 #: grading families shown by the Grading module: (key, title, words one of which the task name contains)
+#: (the first family whose word the task contains wins: "axial_stenosis" is a stenosis model)
 GRADING_FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("outcome", "tESI outcome (sagittal T2)", ("outcome",)),
-    ("axial", "Axial MRI grading (LDH, LCCS, LNRC)", ("axial", "ldh", "lccs", "lnrc")),
-    ("radiograph", "Herniation from radiographs", ("radiograph", "xray", "x-ray")),
     ("stenosis", "Stenosis detection and grading", ("stenosis",)),
+    ("radiograph", "Herniation from radiographs", ("radiograph", "xray", "x-ray")),
+    ("axial", "Axial MRI grading (LDH, LCCS, LNRC)", ("axial", "ldh", "lccs", "lnrc")),
     ("sagittal", "Sagittal MRI disc grading", ("pfirrmann", "sagittal_grading", "disc_grading")),
 )
 
@@ -192,3 +198,181 @@ def grading_models(models: Iterable[Any], family: str = "all") -> list[Any]:
         if fam is not None and (family == "all" or fam == family):
             out.append(item)
     return out
+
+
+# ------------------------------------------------------------------------------ result tables (TSV/JSON)
+#: column-name endings and the unit they mean (the engine names columns by unit: ``area_mm2``, ``tilt_deg``)
+UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("_mm3", "mm3"),
+    ("_mm2", "mm2"),
+    ("_mm", "mm"),
+    ("_deg", "degrees"),
+    ("_s", "s"),
+)
+
+
+def unit_of_column(name: str) -> str:
+    """The unit a column name states by its ending (``"area_mm2"`` -> ``"mm2"``), "" when none."""
+    for suffix, unit in UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a result table: its name, whether it holds numbers, and its unit ("" when none)."""
+
+    name: str
+    numeric: bool
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class TableData:
+    """A result table ready for a ``vtkMRMLTableNode``: numeric columns hold floats (NaN for an empty
+    cell), the others strings."""
+
+    columns: tuple[ColumnSpec, ...]
+    rows: tuple[dict[str, Any], ...]
+
+    def column(self, name: str) -> list[Any]:
+        """The values of one column, top to bottom."""
+        if name not in {c.name for c in self.columns}:
+            raise KeyError(f"No column '{name}'; the table has {', '.join(c.name for c in self.columns)}.")
+        return [row[name] for row in self.rows]
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value
+
+
+def table_from_records(
+    records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None
+) -> TableData:
+    """A :class:`TableData` from dict rows (column order: ``columns``, else first appearance).
+
+    A column is numeric when every non-empty cell is a number (``bool`` and ``"yes"/"no"`` stay text) and
+    at least one cell is filled; its empty cells become NaN. Units come from the column names.
+    """
+    names: list[str] = list(columns) if columns is not None else []
+    if columns is None:
+        for record in records:
+            for key in record:
+                if key not in names:
+                    names.append(str(key))
+    specs = []
+    for name in names:
+        cells = [r.get(name) for r in records]
+        filled = [c for c in cells if c is not None and str(c).strip() != ""]
+        numeric = bool(filled) and all(
+            not isinstance(c, bool) and _number(str(c)) is not None for c in filled
+        )
+        specs.append(ColumnSpec(name, numeric, unit_of_column(name)))
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {}
+        for spec in specs:
+            value = record.get(spec.name)
+            empty = value is None or str(value).strip() == ""
+            if spec.numeric:
+                row[spec.name] = float("nan") if empty else float(str(value))
+            else:
+                row[spec.name] = "" if empty else _text(value)
+        rows.append(row)
+    return TableData(tuple(specs), tuple(rows))
+
+
+def parse_tsv(text: str, source: str = "table") -> TableData:
+    """A tab-separated table with a header line (the engine's ``.tsv`` files) as :class:`TableData`.
+
+    Raises:
+        ValueError: empty text, or a row with more cells than the header.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{source} is empty; the engine writes a header line and one row per result.")
+    header = lines[0].split("\t")
+    records = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if len(cells) > len(header):
+            raise ValueError(f"{source}, line {number}: {len(cells)} cells for {len(header)} columns.")
+        cells += [""] * (len(header) - len(cells))
+        records.append(dict(zip(header, cells, strict=True)))
+    return table_from_records(records, header)
+
+
+def read_tsv(path: str | os.PathLike) -> TableData:
+    """:func:`parse_tsv` of a file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"Table '{p}' does not exist; check the engine log.")
+    return parse_tsv(p.read_text(encoding="utf-8"), source=str(p))
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested JSON as ``(dotted key, value)`` pairs; lists of plain values stay one value.
+
+    ``{"model": {"name": "x"}, "roi": {"lower": [1, 2]}}`` -> ``[("model.name", "x"), ("roi.lower", [1, 2])]``.
+    """
+    out: list[tuple[str, Any]] = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            out.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(data, (list, tuple)) and any(isinstance(v, (Mapping, list, tuple)) for v in data):
+        for i, value in enumerate(data):
+            out.extend(flatten(value, f"{prefix}[{i}]"))
+    else:
+        out.append((prefix, data))
+    return out
+
+
+def key_value_table(data: Mapping[str, Any], skip: Iterable[str] = ()) -> TableData:
+    """A two-column table (``Item``, ``Value``) of a JSON summary such as the engine's ``outcome.json``.
+
+    Args:
+        data: the decoded JSON.
+        skip: top-level keys to leave out (e.g. ``"files"``).
+    """
+    skipped = set(skip)
+    rows = []
+    for key, value in flatten({k: v for k, v in data.items() if k not in skipped}):
+        unit = unit_of_column(key.rsplit(".", 1)[-1])
+        rows.append({"Item": key + (f" ({unit})" if unit else ""), "Value": _text(value)})
+    return TableData((ColumnSpec("Item", False), ColumnSpec("Value", False)), tuple(rows))
+
+
+# ------------------------------------------------------------------------------------ model card detail
+def card_details(item: Any) -> list[tuple[str, str]]:
+    """``(field, text)`` lines of one model card for the hub's detail view.
+
+    Args:
+        item: an ``InstalledModel`` (card + weights status + source) or a bare card.
+
+    Returns:
+        name, version, task, architecture, source, training data, figures, weights file, SHA-256, size,
+        checksum status, created, intended use (fields the card lacks are "not stated").
+    """
+    d, status, source = _unpack(item)
+    size = d.get("size_bytes")
+    rows = [
+        ("Model", _text(d.get("name"))),
+        ("Version", _text(d.get("version"))),
+        ("Task", _text(d.get("task"))),
+        ("Architecture", _text(d.get("architecture"))),
+        ("Source", source),
+        ("Training data", _text(d.get("training_data"))),
+        ("Figures", format_figures(d.get("metrics") if d.get("metrics") else d.get("figures"))),
+        ("Weights file", _text(d.get("weights_file"))),
+        ("SHA-256", _text(d.get("sha256"))),
+        ("Size", f"{int(size) / 1e6:.1f} MB" if isinstance(size, (int, float)) and size else ""),
+        ("Checksum", status),
+        ("Created", _text(d.get("created"))),
+        ("Intended use", _text(d.get("intended_use"))),
+    ]
+    return [(k, v if v else "not stated") for k, v in rows]

@@ -74,3 +74,42 @@ class SpineAIWorkflowTest(ScriptedLoadableModuleTest):
         installed = SpineAI.SpineAILogic().installedModels()
         self.assertEqual(widget.ui.modelsTableWidget.rowCount, len(installed))
         self.assertEqual(widget.ui.noModelsLabel.visible, not installed)
+
+    def test_model_card_of_the_selected_model_is_shown(self):
+        import SpineAI
+
+        widget = slicer.util.getModuleWidget("SpineAI")
+        widget.onRefreshModels()
+        installed = SpineAI.SpineAILogic().installedModels()
+        if not installed:
+            self.assertFalse(widget.ui.modelCardLabel.visible)
+            return
+        widget.ui.modelsTableWidget.selectRow(0)
+        widget.onModelSelectionChanged()
+        text = widget.ui.modelCardLabel.text
+        card = installed[0].card
+        for expected in (
+            "Training data",
+            "SHA-256",
+            "Checksum",
+            "Intended use",
+            card.name,
+            installed[0].status,
+        ):
+            self.assertIn(expected, text)
+
+    def test_engine_commands_are_listed_in_a_child_process(self):
+        import SpineAI
+
+        logic = SpineAI.SpineAILogic()
+        found = logic.engineCommands(refresh=True, timeout=600)
+        self.assertIn("segment", found)
+        self.assertIn("measure", found)
+        self.assertTrue(found["measure"].startswith("usage: spineai measure"))
+        self.assertEqual(SpineAI.SpineAILogic.cachedEngineCommands(), found)
+        widget = slicer.util.getModuleWidget("SpineAI")
+        widget._showEngineCommands(found, "")
+        self.assertIn("measure", widget.ui.engineCommandsLabel.text)
+        reported = []
+        self.assertIsNone(logic.startEngineCommandsProbe(onDone=lambda c, e: reported.append(c)))  # cached
+        self.assertEqual(reported, [found])

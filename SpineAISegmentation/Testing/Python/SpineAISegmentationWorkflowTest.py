@@ -1,4 +1,5 @@
-"""SpineAISegmentation in Slicer on the engine's phantom: segment, check the nodes, correct, export, cancel.
+"""SpineAISegmentation in Slicer on the engine's phantom: segment, check the nodes, correct, export, cancel;
+measure the triangles and plan the needle on the current (corrected) segmentation; renumber the vertebrae.
 
 Run headless (see docs/slicer.md)::
 
@@ -125,6 +126,119 @@ class SpineAISegmentationWorkflowTest(ScriptedLoadableModuleTest):
         from spineai.segmentation.data import find_cases
 
         self.assertEqual([c.case_id for c in find_cases(folder)], ["phantom_5", "phantom_5_2"])
+
+    def _phantomSegmentation(self, volume):
+        """The engine's segmentation when a CT model ships, else the phantom's exact labels as a segmentation."""
+        import SpineAISegmentation
+        from spineai.segmentation.inference import DEFAULT_MODEL
+        from spineai.weights import MODELS_DIR
+
+        logic = SpineAISegmentation.SpineAISegmentationLogic()
+        if (MODELS_DIR / f"{DEFAULT_MODEL}.json").is_file():
+            return logic.process(volume, device="cpu", mode="fast", showSurfaces=False, timeout=1800)
+        folder = Path(volume.GetAttribute("SpineAI.PhantomFolder"))
+        return logic.loadSegmentationResult(folder, volume, showSurfaces=False)
+
+    def test_measure_and_plan_on_the_current_segmentation(self):
+        from SpineAILib import planning
+
+        import SpineAI
+        import SpineAISegmentation
+
+        volume = self._phantom(seed=5)
+        seg = self._phantomSegmentation(volume)
+        logic = SpineAISegmentation.SpineAISegmentationLogic()
+        result = logic.measure(seg, volume, levels=["L5-S1"], sides=["left", "right"], timeout=1800)
+
+        # markups: the engine's LPS points become RAS control points, one locked node per markup
+        measurements = planning.read_measurements(result.folder / "measurements.json")
+        triangles = {n.GetName(): n for n in result.nodesByRole("triangle")}
+        measured = [fm for fm in measurements["foramina"] if fm["status"] == "ok"]
+        self.assertTrue(measured, "no foramen of the phantom was measured")
+        for fm in measured:
+            for tri in fm["triangles"].values():
+                node = triangles[tri["name"]]
+                self.assertTrue(node.IsA("vtkMRMLMarkupsClosedCurveNode"))
+                self.assertEqual(node.GetNumberOfControlPoints(), 3)
+                np.testing.assert_allclose(
+                    slicer.util.arrayFromMarkupsControlPoints(node),
+                    np.asarray(tri["vertices_lps_mm"]) * [-1.0, -1.0, 1.0],
+                    atol=1e-3,
+                )
+                self.assertTrue(node.GetLocked())
+        needles = result.nodesByRole("needle")
+        self.assertTrue(needles and all(n.IsA("vtkMRMLMarkupsLineNode") for n in needles))
+        self.assertEqual(len(result.nodesByRole("entry_target")), len(needles))
+        table = result.tableNode
+        self.assertEqual(table.GetNumberOfRows(), 2 * len(measurements["foramina"]))
+        self.assertEqual(table.GetColumnUnitLabel("area_mm2"), "mm2")
+        self.assertEqual(table.GetColumnUnitLabel("min_distance_nerve_mm"), "mm")
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        self.assertEqual(shNode.GetItemParent(shNode.GetItemByDataNode(table)), result.folderItem)
+
+        # the best C-arm view goes to a 3D camera: looking from the skin toward the target
+        view = result.views[0]
+        camera = logic.threeDCameraNode() or slicer.mrmlScene.AddNewNodeByClass("vtkMRMLCameraNode")
+        logic.applyCarmView(view, camera)
+        np.testing.assert_allclose(
+            camera.GetFocalPoint(), np.asarray(view.target_lps) * [-1, -1, 1], atol=1e-6
+        )
+        seen = np.subtract(camera.GetFocalPoint(), camera.GetPosition())
+        np.testing.assert_allclose(
+            seen / np.linalg.norm(seen), np.asarray(view.direction_lps) * [-1, -1, 1], atol=1e-6
+        )
+
+        # plan at that view: needle line, entry and target points, clearances in the table
+        plan = logic.plan(
+            seg, volume, level=view.level, side=view.side, obliqueDeg=view.oblique_deg, tiltDeg=view.tilt_deg,
+            timeout=1800,
+        )  # fmt: skip
+        (needle,) = [
+            n for n in plan.nodesByRole("needle") if n.GetAttribute("SpineAI.Triangle") == view.triangle
+        ]
+        (points,) = [
+            n for n in plan.nodesByRole("entry_target") if n.GetAttribute("SpineAI.Triangle") == view.triangle
+        ]
+        self.assertEqual(points.GetNthControlPointLabel(0), "entry")
+        self.assertEqual(points.GetNthControlPointLabel(1), "target")
+        np.testing.assert_allclose(
+            slicer.util.arrayFromMarkupsControlPoints(points),
+            slicer.util.arrayFromMarkupsControlPoints(needle),
+        )
+        columns = [plan.tableNode.GetColumnName(c) for c in range(plan.tableNode.GetNumberOfColumns())]
+        for name in ("path_length_mm", "min_distance_nerve_mm", "min_distance_bone_mm", "path_safe"):
+            self.assertIn(name, columns)
+        # the earlier measurement's markups are hidden, not deleted
+        self.assertFalse(any(n.GetDisplayVisibility() for n in result.markupNodes))
+        self.assertIsNotNone(slicer.mrmlScene.GetNodeByID(result.markupNodes[0].GetID()))
+
+        # a correction counts: erase the left L5 root and the left side can no longer be measured
+        segmentation = seg.GetSegmentation()
+        rootId = segmentation.GetSegmentIdBySegmentName("root_L5_left")
+        empty = np.zeros_like(slicer.util.arrayFromSegmentBinaryLabelmap(seg, rootId, volume))
+        slicer.util.updateSegmentBinaryLabelmapFromArray(empty, seg, rootId, volume)
+        corrected = logic.measure(seg, volume, levels=["L5-S1"], sides=["left", "right"], timeout=1800)
+        sides = {n.GetAttribute("SpineAI.Side") for n in corrected.nodesByRole("triangle")}
+        self.assertNotIn("left", sides)
+        self.assertTrue(any(line.startswith("L5-S1 left: not measured") for line in corrected.summary))
+
+        # renumbering runs only when the engine has the command
+        if "levels" in SpineAI.SpineAILogic().engineCommands():
+            renumbered = logic.relabel(seg, volume, timeout=1800)
+            self.assertNotEqual(renumbered, seg)
+            self.assertGreater(renumbered.GetSegmentation().GetNumberOfSegments(), 0)
+            self.assertIsNotNone(slicer.mrmlScene.GetNodeByID(seg.GetID()))  # the original is kept
+
+    def test_measure_refuses_a_missing_segmentation(self):
+        import SpineAISegmentation
+
+        volume = slicer.util.addVolumeFromArray(np.zeros((8, 8, 8), np.int16), name="CT")
+        logic = SpineAISegmentation.SpineAISegmentationLogic()
+        with self.assertRaisesRegex(ValueError, "No segmentation"):
+            logic.measure(None, volume)
+        seg = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
+        with self.assertRaisesRegex(ValueError, "no segments"):
+            logic.measure(seg, volume)
 
     def test_cancel_leaves_the_scene_unchanged(self):
         import SpineAISegmentation
