@@ -147,9 +147,8 @@ def _run_segment(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- train
 def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``spineai train segmentation``."""
+    from .config import DEFAULT_FEATURES, PAPER_FEATURES, TrainConfig
     from .data import CT_CLASS_NAMES
-    from .network import DEFAULT_FEATURES, PAPER_FEATURES
-    from .train import TrainConfig
 
     d = TrainConfig()
     p = train_subparsers.add_parser(

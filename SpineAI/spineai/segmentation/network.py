@@ -24,10 +24,9 @@ import torch
 from monai.networks.blocks import Convolution, UpSample
 from torch import nn
 
-#: the paper's feature widths per resolution level
-PAPER_FEATURES: tuple[int, ...] = (32, 64, 128, 256, 512)
-#: the engine's default widths: a quarter of the paper's compute, fast enough for CPU inference
-DEFAULT_FEATURES: tuple[int, ...] = (16, 32, 64, 128, 256)
+from .config import DEFAULT_FEATURES as DEFAULT_FEATURES
+from .config import PAPER_FEATURES as PAPER_FEATURES
+
 #: architecture identifier stored in model cards
 ARCHITECTURE = "spineai.segmentation.SpineUNet3D"
 
