@@ -60,3 +60,17 @@ def test_input_error_names_problem_and_fix():
     err = InputError("the CT has NaN voxels", "replace them or re-export the scan")
     assert "NaN" in str(err) and "Fix: re-export" not in str(err) and "Fix: replace" in str(err)
     assert isinstance(err, ValueError)
+
+
+def test_written_files_get_the_usual_permissions_not_private_ones(tmp_path):
+    import os
+    import stat
+
+    from spineai.outputs import write_json
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "shared.json", {"a": 1})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -33,6 +33,13 @@ def _suffixes(p: Path) -> str:
     return "".join(p.suffixes) or ".tmp"
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -52,6 +59,8 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         yield tmp
         if not overwrite and dest.exists():  # appeared while we were writing
             raise OutputExistsError(dest)
+        if tmp.is_file():  # mkstemp makes the file private (0600): give it the usual permissions
+            tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
