@@ -49,8 +49,26 @@ def test_help_texts_carry_an_example():
 def test_train_evaluate_predict(tmp_path, cohort, capsys):
     parser = _parser()
     run = tmp_path / "run"
-    assert _run(parser, ["train", "outcome", "--data", str(cohort), "--out", str(run), "--epochs", "1",
-                         "--val-fraction", "0.34", "--roi", "truth"]) == 0
+    assert (
+        _run(
+            parser,
+            [
+                "train",
+                "outcome",
+                "--data",
+                str(cohort),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--val-fraction",
+                "0.34",
+                "--roi",
+                "truth",
+            ],
+        )
+        == 0
+    )
     assert (run / "model.safetensors").is_file() and (run / "model.json").is_file()
     card = json.loads((run / "model.json").read_text())
     assert card["task"] == "tesi_outcome" and card["training_data"]["cases"] == 12
@@ -61,8 +79,24 @@ def test_train_evaluate_predict(tmp_path, cohort, capsys):
     assert json.loads((run / "model.json").read_text())["sha256"] == sha
 
     report_dir = tmp_path / "eval"
-    assert _run(parser, ["evaluate", "outcome", "--data", str(cohort), "--weights", str(run / "model.safetensors"),
-                         "--out", str(report_dir), "--threshold", "0.5"]) == 0
+    assert (
+        _run(
+            parser,
+            [
+                "evaluate",
+                "outcome",
+                "--data",
+                str(cohort),
+                "--weights",
+                str(run / "model.safetensors"),
+                "--out",
+                str(report_dir),
+                "--threshold",
+                "0.5",
+            ],
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "DeLong" in out and "accuracy" in out
     report = json.loads((report_dir / "evaluation.json").read_text())
@@ -75,8 +109,22 @@ def test_train_evaluate_predict(tmp_path, cohort, capsys):
 
     image_path = cohort / "case_500" / "t2_sagittal.nii.gz"
     pred_dir = tmp_path / "pred"
-    assert _run(parser, ["outcome", str(image_path), "-o", str(pred_dir), "--weights",
-                         str(run / "model.safetensors"), "--gradcam-class", "poor"]) == 0
+    assert (
+        _run(
+            parser,
+            [
+                "outcome",
+                str(image_path),
+                "-o",
+                str(pred_dir),
+                "--weights",
+                str(run / "model.safetensors"),
+                "--gradcam-class",
+                "poor",
+            ],
+        )
+        == 0
+    )
     summary = json.loads((pred_dir / "outcome.json").read_text())
     assert 0.0 <= summary["probability_good_outcome"] <= 1.0 and summary["gradcam_class"] == "poor_outcome"
     assert summary["intended_use"].startswith("Research use only")
@@ -91,5 +139,7 @@ def test_train_evaluate_predict(tmp_path, cohort, capsys):
     assert (pred_dir / "gradcam_overlay.png").stat().st_size > 5000
     # the heat map is zero outside the ROI box
     lo, hi = np.asarray(summary["roi"]["lower_lps_mm"]), np.asarray(summary["roi"]["upper_lps_mm"])
-    far = heat.TransformPhysicalPointToIndex((float(lo[0] + hi[0]) / 2, float(hi[1] + 15.0), float(hi[2] + 15.0)))
+    far = heat.TransformPhysicalPointToIndex(
+        (float(lo[0] + hi[0]) / 2, float(hi[1] + 15.0), float(hi[2] + 15.0))
+    )
     assert heat.GetPixel(far) == 0.0

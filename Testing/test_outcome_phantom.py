@@ -57,7 +57,17 @@ def test_volume_is_a_sagittal_t2_series_with_canonical_labels():
     a = sitk.GetArrayFromImage(img)
     assert a.min() >= 0 and np.percentile(a, 99) > 300  # MR magnitude, not Hounsfield units
     present = set(np.unique(sitk.GetArrayFromImage(case.labels)))
-    for name in ("L3", "L4", "L5", "S1", "disc_L4_L5", "disc_L5_S1", "dural_sac", "root_L5_left", "root_L4_right"):
+    for name in (
+        "L3",
+        "L4",
+        "L5",
+        "S1",
+        "disc_L4_L5",
+        "disc_L5_S1",
+        "dural_sac",
+        "root_L5_left",
+        "root_L4_right",
+    ):
         assert anatomy.BY_NAME[name].label in present, name
     # CSF brighter than marrow, marrow brighter than muscle (fast spin-echo T2)
     lab = sitk.GetArrayFromImage(case.labels)
@@ -155,8 +165,13 @@ def test_sampled_outcomes_follow_p_good_and_the_nrs_definition():
         assert 4 <= o["nrs_pre"] <= 10 and 0 <= o["nrs_post_2_months"] <= 10
         assert ((o["nrs_pre"] - o["nrs_post_2_months"]) / o["nrs_pre"] >= 0.5) == o["good_outcome"]
         sym = c["pathology"][c["patient"]["level"]]
-        assert o["p_good"] == pytest.approx(outcome_probability(
-            sym["foraminal_stenosis"][c["patient"]["side"]], sym["herniation"]["type"], sym["central_stenosis"]))
+        assert o["p_good"] == pytest.approx(
+            outcome_probability(
+                sym["foraminal_stenosis"][c["patient"]["side"]],
+                sym["herniation"]["type"],
+                sym["central_stenosis"],
+            )
+        )
     levels = [c["patient"]["level"] for c in cases]
     assert levels.count("L5-S1") / len(levels) == pytest.approx(416 / 503, abs=0.03)
 

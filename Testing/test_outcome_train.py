@@ -17,8 +17,11 @@ from spineai.outcome.train import ROI_EXTENT_HW_MM, OutcomeTrainConfig, rotate_b
 @pytest.fixture(scope="module")
 def rois():
     torch.set_num_threads(1)
-    return synthetic_rois(range(300, 316), roi="truth",
-                          render={"spacing_mm": (4.0, 1.5, 1.5), "slice_subsamples": 1, "noise": True})
+    return synthetic_rois(
+        range(300, 316),
+        roi="truth",
+        render={"spacing_mm": (4.0, 1.5, 1.5), "slice_subsamples": 1, "noise": True},
+    )
 
 
 def test_network_shapes_and_layers():
@@ -36,7 +39,9 @@ def test_network_shapes_and_layers():
 
 def test_rotation_is_physical_in_the_sagittal_plane():
     h_mm, w_mm = ROI_EXTENT_HW_MM
-    hh, ww = np.meshgrid(np.linspace(-h_mm / 2, h_mm / 2, 100), np.linspace(-w_mm / 2, w_mm / 2, 40), indexing="ij")
+    hh, ww = np.meshgrid(
+        np.linspace(-h_mm / 2, h_mm / 2, 100), np.linspace(-w_mm / 2, w_mm / 2, 40), indexing="ij"
+    )
     bar = (np.abs(hh) < 3.0) & (np.abs(ww) < 45.0)  # a bar running antero-posteriorly, in mm
     x = torch.from_numpy(np.broadcast_to(bar, (13, 100, 40)).astype(np.float32).copy())[None, None]
     assert torch.allclose(rotate_batch(x, [0.0]), x, atol=1e-5)
@@ -64,9 +69,13 @@ def _training_loss(model, x, y) -> float:
 def test_a_few_training_steps_lower_the_loss(rois):
     x, y = rois.x, rois.y
     assert 0 < y.sum() < len(y)
-    cfg = OutcomeTrainConfig(epochs=6, learning_rate=1e-3, rotation_prob=0.0, seed=5, num_threads=1, keep_best=False)
+    cfg = OutcomeTrainConfig(
+        epochs=6, learning_rate=1e-3, rotation_prob=0.0, seed=5, num_threads=1, keep_best=False
+    )
     torch.manual_seed(cfg.seed)
-    start = build_network({"features": cfg.features, "dropout": cfg.dropout, "norm": cfg.norm, "pooling": cfg.pooling})
+    start = build_network(
+        {"features": cfg.features, "dropout": cfg.dropout, "norm": cfg.norm, "pooling": cfg.pooling}
+    )
     val = np.unique([int(np.flatnonzero(y == 0)[0]), int(np.flatnonzero(y == 1)[0])])
     result = train_outcome(x, y, None, cfg, val_indices=val)
     train_idx = np.setdiff1d(np.arange(len(y)), val)
@@ -83,7 +92,9 @@ def test_training_writes_verified_weights_and_card(tmp_path, rois):
 
     cfg = OutcomeTrainConfig(epochs=1, seed=0, model_name="unit_outcome")
     val = np.unique([int(np.flatnonzero(rois.y == c)[k]) for c in (0, 1) for k in (0, 1)])
-    result = train_outcome(rois.x, rois.y, None, cfg, tmp_path / "run", val_indices=val, training_data="unit test")
+    result = train_outcome(
+        rois.x, rois.y, None, cfg, tmp_path / "run", val_indices=val, training_data="unit test"
+    )
     card = load_card(result.weights_path)
     assert card.task == "tesi_outcome" and card.class_names == ["poor_outcome", "good_outcome"]
     assert card.training_recipe["learning_rate"] == 1e-4 and card.training_recipe["batch_size"] == 4
@@ -92,6 +103,22 @@ def test_training_writes_verified_weights_and_card(tmp_path, rois):
     load_into(build_network(card.config), result.weights_path, card)
     with pytest.raises(FileExistsError):
         train_outcome(rois.x, rois.y, None, cfg, tmp_path / "run", val_indices=val)
+
+
+def test_soft_targets_are_the_training_target(rois):
+    """One-hot soft targets train exactly like the 0/1 labels; other probabilities train differently."""
+    val = np.unique([int(np.flatnonzero(rois.y == c)[0]) for c in (0, 1)])
+    cfg = OutcomeTrainConfig(epochs=1, seed=0, rotation_prob=0.0, keep_best=False)
+    with pytest.raises(InputError, match="soft_targets"):
+        train_outcome(rois.x, rois.y, None, cfg, val_indices=val, soft_targets=np.full(3, 0.5))
+    with pytest.raises(InputError, match="soft_targets"):
+        train_outcome(rois.x, rois.y, None, cfg, val_indices=val, soft_targets=np.full(len(rois.y), 1.5))
+    hard = train_outcome(rois.x, rois.y, None, cfg, val_indices=val)
+    onehot = train_outcome(rois.x, rois.y, None, cfg, val_indices=val, soft_targets=rois.y.astype(float))
+    flat = train_outcome(rois.x, rois.y, None, cfg, val_indices=val, soft_targets=np.full(len(rois.y), 0.5))
+    a, b, c = (r.model.state_dict()["classifier.weight"] for r in (hard, onehot, flat))
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, c, atol=1e-4)
 
 
 def test_one_class_validation_is_refused(rois):
@@ -132,8 +159,14 @@ def test_manifest_bad_rows_are_named(tmp_path):
         read_manifest(csv)
     msg = str(exc.value)
     assert "6 bad row(s)" in msg
-    for text in ("row 4 (case 'c'): image", "row 5 (case 'd'): label 'maybe'", "row 6 (case 'e'): label 1 contradicts",
-                 "row 7 (case 'a'): duplicate", "row 8 (case 'f')", "row 9 (case 'g'): no label"):
+    for text in (
+        "row 4 (case 'c'): image",
+        "row 5 (case 'd'): label 'maybe'",
+        "row 6 (case 'e'): label 1 contradicts",
+        "row 7 (case 'a'): duplicate",
+        "row 8 (case 'f')",
+        "row 9 (case 'g'): no label",
+    ):
         assert text in msg, text
     assert "--skip-bad-rows" in (exc.value.fix or "")
     cases, problems = read_manifest(csv, skip_bad_rows=True)

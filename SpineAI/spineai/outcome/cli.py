@@ -63,15 +63,33 @@ def add_outcome_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         ),
         formatter_class=_RAW,
     )
-    p.add_argument("image", type=Path, help="sagittal T2 volume (.nii.gz, .nrrd, .mha) or DICOM series folder")
-    p.add_argument("-o", "--out", type=Path, default=None, help="output folder (new or empty); default: print only")
+    p.add_argument(
+        "image", type=Path, help="sagittal T2 volume (.nii.gz, .nrrd, .mha) or DICOM series folder"
+    )
+    p.add_argument(
+        "-o", "--out", type=Path, default=None, help="output folder (new or empty); default: print only"
+    )
     p.add_argument("--weights", type=Path, default=None, help="site weights (.safetensors + .json card)")
-    p.add_argument("--roi-mm", type=float, nargs=6, default=None, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
-                   help="ROI box by hand (LPS mm) instead of the automatic disc localiser")
-    p.add_argument("--threshold", type=_probability, default=None,
-                   help="decision threshold on P(good) (default: the model card's validation Youden threshold)")
-    p.add_argument("--gradcam-class", choices=("predicted", "poor", "good"), default="predicted",
-                   help="class the heat map explains (default: the predicted one)")
+    p.add_argument(
+        "--roi-mm",
+        type=float,
+        nargs=6,
+        default=None,
+        metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
+        help="ROI box by hand (LPS mm) instead of the automatic disc localiser",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="decision threshold on P(good) (default: the model card's validation Youden threshold)",
+    )
+    p.add_argument(
+        "--gradcam-class",
+        choices=("predicted", "poor", "good"),
+        default="predicted",
+        help="class the heat map explains (default: the predicted one)",
+    )
     p.add_argument("--no-gradcam", action="store_true", help="skip the heat map")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
@@ -89,12 +107,20 @@ def _run_outcome(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
             raise OutputExistsError(out)
-    result = predict_outcome(args.image, weights=args.weights, roi_bounds_mm=args.roi_mm,
-                             gradcam=not args.no_gradcam, gradcam_class=args.gradcam_class,
-                             threshold=args.threshold, device=args.device)
+    result = predict_outcome(
+        args.image,
+        weights=args.weights,
+        roi_bounds_mm=args.roi_mm,
+        gradcam=not args.no_gradcam,
+        gradcam_class=args.gradcam_class,
+        threshold=args.threshold,
+        device=args.device,
+    )
     verdict = "good" if result.predicted_good else "poor"
-    print(f"P(good outcome) = {result.probability_good:.3f} -> {verdict} outcome predicted "
-          f"(threshold {result.threshold:.3f}, model {result.model['name']})")
+    print(
+        f"P(good outcome) = {result.probability_good:.3f} -> {verdict} outcome predicted "
+        f"(threshold {result.threshold:.3f}, model {result.model['name']})"
+    )
     if args.out is not None:
         written = result.save(args.out, overwrite=args.overwrite)
         for name, path in written.items():
@@ -133,13 +159,27 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--out", required=True, type=Path, help="run folder (new or empty)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs ({d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"cases per step ({d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.learning_rate, help=f"Adam learning rate ({d.learning_rate:g})")
-    p.add_argument("--rotation-prob", type=_probability, default=d.rotation_prob,
-                   help=f"share of samples rotated by a paper angle ({d.rotation_prob})")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"validation share ({d.val_fraction})")
-    p.add_argument("--roi", choices=("auto", "truth"), default="auto",
-                   help="ROI from the disc localiser (auto) or from phantom truth")
-    p.add_argument("--skip-bad-rows", action="store_true", help="leave out bad manifest rows instead of failing")
+    p.add_argument(
+        "--lr", type=float, default=d.learning_rate, help=f"Adam learning rate ({d.learning_rate:g})"
+    )
+    p.add_argument(
+        "--rotation-prob",
+        type=_probability,
+        default=d.rotation_prob,
+        help=f"share of samples rotated by a paper angle ({d.rotation_prob})",
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help=f"validation share ({d.val_fraction})"
+    )
+    p.add_argument(
+        "--roi",
+        choices=("auto", "truth"),
+        default="auto",
+        help="ROI from the disc localiser (auto) or from phantom truth",
+    )
+    p.add_argument(
+        "--skip-bad-rows", action="store_true", help="leave out bad manifest rows instead of failing"
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (0)")
     p.add_argument("--device", default=d.device, help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=d.num_threads, help="CPU threads (1)")
@@ -152,15 +192,26 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
 def _run_train(args: argparse.Namespace) -> int:
     from .train import OutcomeTrainConfig, train_outcome_from_data
 
-    cfg = OutcomeTrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                             rotation_prob=args.rotation_prob, val_fraction=args.val_fraction, seed=args.seed,
-                             device=args.device, num_threads=args.threads, model_name=args.model_name)
-    result, problems = train_outcome_from_data(args.data, args.out, cfg, roi=args.roi,
-                                               skip_bad_rows=args.skip_bad_rows, overwrite=args.overwrite)
+    cfg = OutcomeTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        rotation_prob=args.rotation_prob,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        num_threads=args.threads,
+        model_name=args.model_name,
+    )
+    result, problems = train_outcome_from_data(
+        args.data, args.out, cfg, roi=args.roi, skip_bad_rows=args.skip_bad_rows, overwrite=args.overwrite
+    )
     for line in problems:
         print(f"spineai train outcome: skipped {line}", file=sys.stderr)
-    print(f"Best validation AUC {result.best_val_auc:.3f} at epoch {result.best_epoch}; "
-          f"Youden threshold {result.threshold:.3f}.")
+    print(
+        f"Best validation AUC {result.best_val_auc:.3f} at epoch {result.best_epoch}; "
+        f"Youden threshold {result.threshold:.3f}."
+    )
     print(f"  weights  {result.weights_path}\n  card     {result.card_path}")
     print("Research use only; not for clinical decisions.")
     return 0
@@ -183,11 +234,15 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
         formatter_class=_RAW,
     )
     p.add_argument("--data", required=True, type=Path, help="manifest CSV or folder of cases")
-    p.add_argument("--weights", type=Path, default=None, help="model weights (default: the shipped demo model)")
+    p.add_argument(
+        "--weights", type=Path, default=None, help="model weights (default: the shipped demo model)"
+    )
     p.add_argument("--out", type=Path, default=None, help="report folder (new or empty)")
     p.add_argument("--threshold", type=_probability, default=None, help="decision threshold on P(good)")
     p.add_argument("--roi", choices=("auto", "truth"), default="auto", help="ROI source (auto: localiser)")
-    p.add_argument("--skip-bad-rows", action="store_true", help="leave out bad manifest rows instead of failing")
+    p.add_argument(
+        "--skip-bad-rows", action="store_true", help="leave out bad manifest rows instead of failing"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing --out")
     p.set_defaults(func=_guarded("evaluate outcome", _run_evaluate))
     return p
@@ -196,17 +251,28 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_outcome
 
-    report = evaluate_outcome(args.data, weights=args.weights, threshold=args.threshold, out=args.out,
-                              roi=args.roi, skip_bad_rows=args.skip_bad_rows, overwrite=args.overwrite)
+    report = evaluate_outcome(
+        args.data,
+        weights=args.weights,
+        threshold=args.threshold,
+        out=args.out,
+        roi=args.roi,
+        skip_bad_rows=args.skip_bad_rows,
+        overwrite=args.overwrite,
+    )
     auc, m = report["auc"], report["at_threshold"]
 
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    print(f"{report['n']} case(s) ({report['n_good']} good, {report['n_poor']} poor), model {report['model']['name']}")
+    print(
+        f"{report['n']} case(s) ({report['n_good']} good, {report['n_poor']} poor), model {report['model']['name']}"
+    )
     print(f"AUC {auc['auc']:.3f} (95% CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f}, DeLong)")
-    print(f"At threshold {report['threshold']['value']:.3f} ({report['threshold']['source']}): accuracy "
-          f"{pct(m['accuracy'])}, sensitivity {pct(m['sensitivity'])}, specificity {pct(m['specificity'])}")
+    print(
+        f"At threshold {report['threshold']['value']:.3f} ({report['threshold']['source']}): accuracy "
+        f"{pct(m['accuracy'])}, sensitivity {pct(m['sensitivity'])}, specificity {pct(m['specificity'])}"
+    )
     for line in report["excluded"]:
         print(f"spineai evaluate outcome: excluded {line}", file=sys.stderr)
     if args.out is not None:

@@ -59,8 +59,10 @@ def label_from_nrs(nrs_pre: float, nrs_post: float) -> int:
         if not (math.isfinite(v) and 0.0 <= v <= 10.0):
             raise InputError(f"{what} = {v} is not on the 0-10 scale.", "give NRS-11 scores from 0 to 10")
     if nrs_pre <= 0:
-        raise InputError("NRS-11 before the injection is 0: a percentage reduction is undefined.",
-                         "exclude the case or give the label directly")
+        raise InputError(
+            "NRS-11 before the injection is 0: a percentage reduction is undefined.",
+            "exclude the case or give the label directly",
+        )
     return int((nrs_pre - nrs_post) / nrs_pre >= 0.5)
 
 
@@ -92,7 +94,9 @@ def _cell(row: dict[str, str], key: str) -> str:
     return (row.get(key) or "").strip()
 
 
-def read_manifest(path: str | os.PathLike, *, skip_bad_rows: bool = False) -> tuple[list[OutcomeCase], list[str]]:
+def read_manifest(
+    path: str | os.PathLike, *, skip_bad_rows: bool = False
+) -> tuple[list[OutcomeCase], list[str]]:
     """Read and check a manifest CSV.
 
     Returns:
@@ -108,11 +112,15 @@ def read_manifest(path: str | os.PathLike, *, skip_bad_rows: bool = False) -> tu
         with open(p, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip().lower(): (v if isinstance(v, str) else "") for k, v in r.items()}
-                    for r in reader]
+            rows = [
+                {(k or "").strip().lower(): (v if isinstance(v, str) else "") for k, v in r.items()}
+                for r in reader
+            ]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"Manifest '{p}' cannot be read as a CSV file ({exc}).",
-                         "save it as UTF-8 comma-separated values with a header row") from None
+        raise InputError(
+            f"Manifest '{p}' cannot be read as a CSV file ({exc}).",
+            "save it as UTF-8 comma-separated values with a header row",
+        ) from None
     missing = [c for c in ("case_id", "image") if c not in header]
     has_label = "label" in header
     has_nrs = "nrs_pre" in header and "nrs_post" in header
@@ -162,8 +170,10 @@ def read_manifest(path: str | os.PathLike, *, skip_bad_rows: bool = False) -> tu
                 except InputError as exc:
                     raise ValueError(exc.problem) from None
                 if label is not None and label != from_nrs:
-                    raise ValueError(f"label {label} contradicts NRS-11 {pre:g} -> {post:g} "
-                                     f"({100 * (pre - post) / pre:.0f}% reduction)")
+                    raise ValueError(
+                        f"label {label} contradicts NRS-11 {pre:g} -> {post:g} "
+                        f"({100 * (pre - post) / pre:.0f}% reduction)"
+                    )
                 label = from_nrs
             if label is None:
                 raise ValueError("no label and no NRS-11 pair")
@@ -174,9 +184,17 @@ def read_manifest(path: str | os.PathLike, *, skip_bad_rows: bool = False) -> tu
                     roi = tuple(float(v) for v in roi_cells)
                 except ValueError:
                     raise ValueError("roi_x0..roi_z1 must all be numbers (LPS mm)") from None
-            cases.append(OutcomeCase(case_id=case_id, image=image, label=label,
-                                     patient_id=_cell(row, "patient_id") or case_id, nrs_pre=pre,
-                                     nrs_post=post, roi_bounds_mm=roi))
+            cases.append(
+                OutcomeCase(
+                    case_id=case_id,
+                    image=image,
+                    label=label,
+                    patient_id=_cell(row, "patient_id") or case_id,
+                    nrs_pre=pre,
+                    nrs_post=post,
+                    roi_bounds_mm=roi,
+                )
+            )
             seen.add(case_id)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
@@ -192,7 +210,9 @@ def read_manifest(path: str | os.PathLike, *, skip_bad_rows: bool = False) -> tu
     return cases, problems
 
 
-def load_cases(data: str | os.PathLike, *, skip_bad_rows: bool = False) -> tuple[list[OutcomeCase], list[str]]:
+def load_cases(
+    data: str | os.PathLike, *, skip_bad_rows: bool = False
+) -> tuple[list[OutcomeCase], list[str]]:
     """Cases from a manifest CSV, a folder with ``manifest.csv``, or a folder of phantom cases."""
     p = Path(data)
     if p.is_file():
@@ -206,8 +226,15 @@ def load_cases(data: str | os.PathLike, *, skip_bad_rows: bool = False) -> tuple
         image, truth_file = sub / "t2_sagittal.nii.gz", sub / "truth.json"
         if image.is_file() and truth_file.is_file():
             truth = json.loads(truth_file.read_text(encoding="utf-8"))
-            cases.append(OutcomeCase(case_id=sub.name, image=image, label=int(truth["outcome"]["label"]),
-                                     patient_id=sub.name, truth=truth))
+            cases.append(
+                OutcomeCase(
+                    case_id=sub.name,
+                    image=image,
+                    label=int(truth["outcome"]["label"]),
+                    patient_id=sub.name,
+                    truth=truth,
+                )
+            )
     if not cases:
         raise InputError(
             f"Folder '{p}' has no manifest.csv and no phantom cases (sub-folders with t2_sagittal.nii.gz and "
@@ -270,8 +297,14 @@ def rois_for_cases(cases: Sequence[OutcomeCase], *, roi: str = "auto") -> RoiSet
         groups.append(case.patient_id)
         pg.append(float(case.truth["outcome"]["p_good"]) if case.truth else float("nan"))
     x = np.stack(xs) if xs else np.zeros((0, *ROI_SHAPE), dtype=np.float16)
-    return RoiSet(x=x, y=np.asarray(ys, dtype=np.int64), case_ids=ids, groups=groups, failed=failed,
-                  p_good=np.asarray(pg, dtype=float))
+    return RoiSet(
+        x=x,
+        y=np.asarray(ys, dtype=np.int64),
+        case_ids=ids,
+        groups=groups,
+        failed=failed,
+        p_good=np.asarray(pg, dtype=float),
+    )
 
 
 #: rendering settings of the synthetic training cohort (coarser than the default phantom: the ROI samples
@@ -279,7 +312,9 @@ def rois_for_cases(cases: Sequence[OutcomeCase], *, roi: str = "auto") -> RoiSet
 COHORT_RENDER = {"spacing_mm": (4.0, 1.5, 1.5), "n_slices": 15, "slice_subsamples": 2}
 
 
-def synthetic_rois(seeds: Sequence[int], *, roi: str = "auto", render: dict[str, Any] | None = None) -> RoiSet:
+def synthetic_rois(
+    seeds: Sequence[int], *, roi: str = "auto", render: dict[str, Any] | None = None
+) -> RoiSet:
     """Render phantoms ``seeds`` (cohort generative model) and extract their ROIs, without writing files.
 
     Args:
@@ -308,5 +343,11 @@ def synthetic_rois(seeds: Sequence[int], *, roi: str = "auto", render: dict[str,
         ids.append(f"seed_{int(seed)}")
         pg.append(float(case.truth["outcome"]["p_good"]))
     x = np.stack(xs) if xs else np.zeros((0, *ROI_SHAPE), dtype=np.float16)
-    return RoiSet(x=x, y=np.asarray(ys, dtype=np.int64), case_ids=ids, groups=list(ids), failed=failed,
-                  p_good=np.asarray(pg, dtype=float))
+    return RoiSet(
+        x=x,
+        y=np.asarray(ys, dtype=np.int64),
+        case_ids=ids,
+        groups=list(ids),
+        failed=failed,
+        p_good=np.asarray(pg, dtype=float),
+    )

@@ -32,8 +32,14 @@ def evaluate_predictions(y: Any, p: Any, threshold: float, threshold_source: str
     }
 
 
-def roc_png(path: str | os.PathLike, y: Any, p: Any, title: str, overwrite: bool = False,
-            threshold: float | None = None) -> Path:
+def roc_png(
+    path: str | os.PathLike,
+    y: Any,
+    p: Any,
+    title: str,
+    overwrite: bool = False,
+    threshold: float | None = None,
+) -> Path:
     """ROC curve (scikit-learn's points) as a PNG, with the operating point at ``threshold`` marked."""
     import matplotlib
 
@@ -103,23 +109,38 @@ def evaluate_outcome(
     rois = rois_for_cases(cases, roi=roi)
     problems = problems + [f"ROI failed: {f}" for f in rois.failed]
     if len(np.unique(rois.y)) < 2:
-        raise InputError(f"The evaluation data hold {len(rois.y)} usable case(s) of a single outcome class.",
-                         "evaluate on cases with both good and poor outcomes")
+        raise InputError(
+            f"The evaluation data hold {len(rois.y)} usable case(s) of a single outcome class.",
+            "evaluate on cases with both good and poor outcomes",
+        )
     p = _predict(model.network, rois.x, torch.device("cpu"))
     thr = model.threshold if threshold is None else float(threshold)
-    report = evaluate_predictions(rois.y, p, thr, "model card (validation Youden)" if threshold is None else "given")
+    report = evaluate_predictions(
+        rois.y, p, thr, "model card (validation Youden)" if threshold is None else "given"
+    )
     report["model"] = model.summary()
     report["data"] = str(data)
     report["excluded"] = problems
-    report["cases"] = [{"case_id": c, "label": int(t), "probability_good": float(q)}
-                       for c, t, q in zip(rois.case_ids, rois.y, p, strict=True)]
+    report["cases"] = [
+        {"case_id": c, "label": int(t), "probability_good": float(q)}
+        for c, t, q in zip(rois.case_ids, rois.y, p, strict=True)
+    ]
     if out is not None:
         folder = prepare_output_dir(out, overwrite=overwrite)
         write_json(folder / "evaluation.json", report, overwrite=overwrite)
-        write_text(folder / "predictions.csv", "case_id,label,probability_good\n" + "".join(
-            f"{c['case_id']},{c['label']},{c['probability_good']:.6f}\n" for c in report["cases"]), overwrite=overwrite)
+        write_text(
+            folder / "predictions.csv",
+            "case_id,label,probability_good\n"
+            + "".join(f"{c['case_id']},{c['label']},{c['probability_good']:.6f}\n" for c in report["cases"]),
+            overwrite=overwrite,
+        )
         auc = report["auc"]
-        roc_png(folder / "roc.png", rois.y, p,
-                f"AUC {auc['auc']:.3f} (95% CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f}, DeLong), n={len(p)}",
-                overwrite=overwrite, threshold=thr)
+        roc_png(
+            folder / "roc.png",
+            rois.y,
+            p,
+            f"AUC {auc['auc']:.3f} (95% CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f}, DeLong), n={len(p)}",
+            overwrite=overwrite,
+            threshold=thr,
+        )
     return report

@@ -206,8 +206,15 @@ def _sample_anatomy(rng: np.random.Generator) -> dict[str, Any]:
             "angle_deg": angles[name],
             "marrow": float(rng.uniform(-0.03, 0.03)),
         }
-    disc_heights = {"T11-T12": 6.0, "T12-L1": 7.0, "L1-L2": 8.5, "L2-L3": 9.5, "L3-L4": 10.5, "L4-L5": 11.0,
-                    "L5-S1": 10.5}
+    disc_heights = {
+        "T11-T12": 6.0,
+        "T12-L1": 7.0,
+        "L1-L2": 8.5,
+        "L2-L3": 9.5,
+        "L3-L4": 10.5,
+        "L4-L5": 11.0,
+        "L5-S1": 10.5,
+    }
     return {
         "sacral_slope_deg": sacral_slope,
         "lordosis_deg": lordosis,
@@ -288,7 +295,9 @@ def _sample_pathology(rng: np.random.Generator, age: float) -> tuple[dict[str, A
         else:  # S1 root: traversing, compressed by a paracentral L5-S1 herniation
             position = "paracentral"
         sym["herniation"] = {"type": htype, "position": position, "side": side}
-        grade_spec = _HLD["foraminal_if_foraminal_hld"] if position == "foraminal" else _HLD["foraminal_otherwise"]
+        grade_spec = (
+            _HLD["foraminal_if_foraminal_hld"] if position == "foraminal" else _HLD["foraminal_otherwise"]
+        )
         sym["foraminal_stenosis"][side] = _choice(rng, grade_spec)
     else:
         sym["herniation"] = {
@@ -303,7 +312,9 @@ def _sample_pathology(rng: np.random.Generator, age: float) -> tuple[dict[str, A
     return levels, patient
 
 
-def _sample_outcome(rng: np.random.Generator, levels: Mapping[str, Any], patient: Mapping[str, Any]) -> dict[str, Any]:
+def _sample_outcome(
+    rng: np.random.Generator, levels: Mapping[str, Any], patient: Mapping[str, Any]
+) -> dict[str, Any]:
     sym = levels[patient["level"]]
     foraminal = sym["foraminal_stenosis"][patient["side"]]
     herniation = sym["herniation"]["type"]
@@ -338,18 +349,26 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 def _check_pathology(levels: Mapping[str, Any]) -> None:
     for lv, p in levels.items():
         if lv not in LEVELS:
-            raise InputError(f"Unknown disc level '{lv}' in the pathology.", f"use one of {', '.join(LEVELS)}")
+            raise InputError(
+                f"Unknown disc level '{lv}' in the pathology.", f"use one of {', '.join(LEVELS)}"
+            )
         if p["central_stenosis"] not in CENTRAL_GRADES:
-            raise InputError(f"{lv}: unknown central stenosis grade '{p['central_stenosis']}'.",
-                             f"use one of {', '.join(CENTRAL_GRADES)}")
+            raise InputError(
+                f"{lv}: unknown central stenosis grade '{p['central_stenosis']}'.",
+                f"use one of {', '.join(CENTRAL_GRADES)}",
+            )
         for s in SIDES:
             if p["foraminal_stenosis"][s] not in FORAMINAL_GRADES:
-                raise InputError(f"{lv} {s}: unknown foraminal grade '{p['foraminal_stenosis'][s]}'.",
-                                 f"use one of {', '.join(FORAMINAL_GRADES)}")
+                raise InputError(
+                    f"{lv} {s}: unknown foraminal grade '{p['foraminal_stenosis'][s]}'.",
+                    f"use one of {', '.join(FORAMINAL_GRADES)}",
+                )
         h = p["herniation"]
         if h["type"] not in HERNIATION_TYPES or h["position"] not in HERNIATION_POSITIONS:
-            raise InputError(f"{lv}: unknown herniation {h}.",
-                             f"type in {HERNIATION_TYPES}, position in {HERNIATION_POSITIONS}")
+            raise InputError(
+                f"{lv}: unknown herniation {h}.",
+                f"type in {HERNIATION_TYPES}, position in {HERNIATION_POSITIONS}",
+            )
         if int(p["pfirrmann"]) not in (1, 2, 3, 4, 5):
             raise InputError(f"{lv}: Pfirrmann grade {p['pfirrmann']} is not 1..5.", "use 1..5")
 
@@ -391,8 +410,10 @@ def sample_case(
     if symptomatic:
         patient = {**patient, **dict(symptomatic)}
         if patient["level"] not in LEVELS or patient["side"] not in SIDES:
-            raise InputError(f"Symptomatic level/side {dict(symptomatic)} is not valid.",
-                             f"level in {LEVELS}, side in {SIDES}")
+            raise InputError(
+                f"Symptomatic level/side {dict(symptomatic)} is not valid.",
+                f"level in {LEVELS}, side in {SIDES}",
+            )
     _check_pathology(levels)
     for lv in LEVELS:  # a foraminal herniation always narrows its foramen
         h = levels[lv]["herniation"]
@@ -465,7 +486,9 @@ def _unit(angle_deg: float) -> np.ndarray:
     return np.array([0.0, math.sin(a), math.cos(a)])
 
 
-def _build_column(anatomy: Mapping[str, Any], pathology: Mapping[str, Any]) -> tuple[dict[str, _Segment], dict[str, _Segment]]:
+def _build_column(
+    anatomy: Mapping[str, Any], pathology: Mapping[str, Any]
+) -> tuple[dict[str, _Segment], dict[str, _Segment]]:
     """Vertebra and disc frames, chained from the L5-S1 disc up and from S1 down."""
     v = anatomy["vertebrae"]
     pf_factor = {1: 1.0, 2: 1.0, 3: 0.85, 4: 0.65, 5: 0.4}
@@ -487,8 +510,14 @@ def _build_column(anatomy: Mapping[str, Any], pathology: Mapping[str, Any]) -> t
     a_l5, a_s1 = v["L5"]["angle_deg"], v["S1"]["angle_deg"]
     hd = disc_height("L5-S1")
     a_d = 0.5 * (a_l5 + a_s1)
-    discs["L5-S1"] = _Segment("L5-S1", np.zeros(3), a_d, 0.5 * (v["L5"]["half_width_mm"] + v["S1"]["half_width_mm"]),
-                              0.5 * (v["L5"]["half_depth_mm"] + v["S1"]["half_depth_mm"]), hd)
+    discs["L5-S1"] = _Segment(
+        "L5-S1",
+        np.zeros(3),
+        a_d,
+        0.5 * (v["L5"]["half_width_mm"] + v["S1"]["half_width_mm"]),
+        0.5 * (v["L5"]["half_depth_mm"] + v["S1"]["half_depth_mm"]),
+        hd,
+    )
     s1_top = -_unit(a_d) * hd / 2.0
     vert["S1"] = seg("S1", s1_top - _unit(a_s1) * v["S1"]["height_mm"] / 2.0)
     top = _unit(a_d) * hd / 2.0
@@ -502,22 +531,31 @@ def _build_column(anatomy: Mapping[str, Any], pathology: Mapping[str, Any]) -> t
             vtop = vert[name].centre + vert[name].up * vert[name].h / 2.0
             a_d = 0.5 * (v[upper]["angle_deg"] + v[name]["angle_deg"])
             hd = disc_height(dname)
-            discs[dname] = _Segment(dname, vtop + _unit(a_d) * hd / 2.0, a_d,
-                                    0.5 * (v[upper]["half_width_mm"] + v[name]["half_width_mm"]),
-                                    0.5 * (v[upper]["half_depth_mm"] + v[name]["half_depth_mm"]), hd)
+            discs[dname] = _Segment(
+                dname,
+                vtop + _unit(a_d) * hd / 2.0,
+                a_d,
+                0.5 * (v[upper]["half_width_mm"] + v[name]["half_width_mm"]),
+                0.5 * (v[upper]["half_depth_mm"] + v[name]["half_depth_mm"]),
+                hd,
+            )
             top = vtop + _unit(a_d) * hd
     # downwards through the fused sacrum (1.5 mm remnant discs)
     below = vert["S1"]
     for name in ("S2", "S3", "S4"):
         bottom = below.centre - below.up * below.h / 2.0
         a = v[name]["angle_deg"]
-        vert[name] = seg(name, bottom - _unit(0.5 * (a + below.angle_deg)) * 1.5 - _unit(a) * v[name]["height_mm"] / 2.0)
+        vert[name] = seg(
+            name, bottom - _unit(0.5 * (a + below.angle_deg)) * 1.5 - _unit(a) * v[name]["height_mm"] / 2.0
+        )
         below = vert[name]
     return vert, discs
 
 
 def _rotation(pose: Mapping[str, float]) -> np.ndarray:
-    ax, ay, az = (math.radians(pose[k]) for k in ("sagittal_tilt_deg", "coronal_tilt_deg", "axial_rotation_deg"))
+    ax, ay, az = (
+        math.radians(pose[k]) for k in ("sagittal_tilt_deg", "coronal_tilt_deg", "axial_rotation_deg")
+    )
     rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
     ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
     rz = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
@@ -564,8 +602,13 @@ class _Canvas:
         pts = np.stack([x, y, z], axis=-1).astype(np.float64) - self.shift
         return (slice(None), slice(None), slice(None)), pts @ self.rot
 
-    def paint(self, sl: tuple[slice, slice, slice], mask: np.ndarray, value: float | np.ndarray,
-              label: int | None = None) -> None:
+    def paint(
+        self,
+        sl: tuple[slice, slice, slice],
+        mask: np.ndarray,
+        value: float | np.ndarray,
+        label: int | None = None,
+    ) -> None:
         if not mask.any():
             return
         region = self.value[sl]
@@ -579,7 +622,9 @@ def _local(body: np.ndarray, seg: _Segment) -> tuple[np.ndarray, np.ndarray, np.
     return d[..., 0], d @ seg.back, d @ seg.up
 
 
-def _box_corners(seg: _Segment, x: tuple[float, float], y: tuple[float, float], z: tuple[float, float]) -> np.ndarray:
+def _box_corners(
+    seg: _Segment, x: tuple[float, float], y: tuple[float, float], z: tuple[float, float]
+) -> np.ndarray:
     pts = []
     for a in x:
         for b in y:
@@ -604,8 +649,11 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: tuple
 
     factor = [max(1, int(s // 2)) for s in sigma]
     coarse = tuple(-(-n // f) + (1 if f > 1 else 0) for n, f in zip(shape, factor, strict=True))
-    f = gaussian_filter(rng.standard_normal(coarse).astype(np.float32), [s / k for s, k in zip(sigma, factor, strict=True)],
-                        mode="wrap")
+    f = gaussian_filter(
+        rng.standard_normal(coarse).astype(np.float32),
+        [s / k for s, k in zip(sigma, factor, strict=True)],
+        mode="wrap",
+    )
     if any(k > 1 for k in factor):
         f = zoom(f, list(factor), order=1)[tuple(slice(0, n) for n in shape)]
     sd = float(f.std())
@@ -654,8 +702,10 @@ def render_sagittal_t2(
 
     ds, dy, dz = (float(s) for s in spacing_mm)
     if min(ds, dy, dz) <= 0 or n_slices < 1 or slice_subsamples < 1:
-        raise InputError(f"Invalid phantom grid: spacing {spacing_mm} mm, {n_slices} slices.",
-                         "use positive spacings and at least one slice")
+        raise InputError(
+            f"Invalid phantom grid: spacing {spacing_mm} mm, {n_slices} slices.",
+            "use positive spacings and at least one slice",
+        )
     ny, nz = (int(round(f / s)) for f, s in zip(fov_mm, (dy, dz), strict=True))
     ys = (np.arange(ny) - (ny - 1) / 2.0) * dy
     zs = (np.arange(nz) - (nz - 1) / 2.0) * dz
@@ -696,7 +746,9 @@ def render_sagittal_t2(
     bowel = _smooth_field(tex_rng, canvas.value.shape, (5.0, 5.0, 2.0))
     canvas.paint(sl, inside & (by_ < f_front - 25.0) & (bowel > 1.8), 0.7)  # fluid-filled bowel
     canvas.paint(sl, inside & (by_ < f_front - 25.0) & (bowel < -2.0), 0.03)  # bowel gas
-    psoas = inside & (np.abs(bx_) > 16.0) & (np.abs(bx_) < 55.0) & (by_ > f_front - 8.0) & (by_ < f_canal - 4.0)
+    psoas = (
+        inside & (np.abs(bx_) > 16.0) & (np.abs(bx_) < 55.0) & (by_ > f_front - 8.0) & (by_ < f_canal - 4.0)
+    )
     canvas.paint(sl, psoas & (bz_ > vert["S1"].centre[2]), 0.22)
     posterior = inside & (by_ > f_canal + 4.0)
     fatty = _smooth_field(tex_rng, canvas.value.shape, (1.0, 4.0, 1.0))
@@ -720,16 +772,30 @@ def render_sagittal_t2(
         s = vert[name]
         sacral = name.startswith("S") and name != "S1"
         ext_y = canal_y(s) + tip_len + 3.0
-        blk = canvas.block(_box_corners(s, (-max(s.rx, bxw + 14.0) - 1, max(s.rx, bxw + 14.0) + 1),
-                                        (-s.ry - 1, ext_y), (-s.h / 2 - 12, s.h / 2 + 12)))
-        truth_vert[name] = {"centre_lps": canvas.world(s.centre), "up": rot @ s.up, "height_mm": s.h,
-                            "half_depth_mm": s.ry, "half_width_mm": s.rx}
+        blk = canvas.block(
+            _box_corners(
+                s,
+                (-max(s.rx, bxw + 14.0) - 1, max(s.rx, bxw + 14.0) + 1),
+                (-s.ry - 1, ext_y),
+                (-s.h / 2 - 12, s.h / 2 + 12),
+            )
+        )
+        truth_vert[name] = {
+            "centre_lps": canvas.world(s.centre),
+            "up": rot @ s.up,
+            "height_mm": s.h,
+            "half_depth_mm": s.ry,
+            "half_width_mm": s.rx,
+        }
         if blk is None:
             continue
         sl, body = blk
         lx, ly, lz = _local(body, s)
-        lab = _label_of(name) if name in ("T12", "L1", "L2", "L3", "L4", "L5", "S1") else (
-            _label_of("S1") if sacral else _label_of(name))
+        lab = (
+            _label_of(name)
+            if name in ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
+            else (_label_of("S1") if sacral else _label_of(name))
+        )
         m_val = marrow + an["vertebrae"][name]["marrow"]
         # fused sacral segments: marrow continuous with the segment above (no endplates between them)
         top = s.h / 2 + 3.5 if sacral else s.h / 2 - 1.3
@@ -743,30 +809,42 @@ def render_sagittal_t2(
         ped &= (ly > s.ry - 3.0) & (ly < cy + 3.0)
         canvas.paint(sl, ped, m_val - 0.05, lab)
         # laminae, spinous process, articular processes
-        lam = (np.abs(lx) < bxw + 7.0) & (ly > cy + byw - 1.0) & (ly < cy + byw + 6.0) & (lz > -s.h / 2 - 5.0) & (
-            lz < s.h / 2 - 5.0)
+        lam = (
+            (np.abs(lx) < bxw + 7.0)
+            & (ly > cy + byw - 1.0)
+            & (ly < cy + byw + 6.0)
+            & (lz > -s.h / 2 - 5.0)
+            & (lz < s.h / 2 - 5.0)
+        )
         canvas.paint(sl, lam & ~_ellipse(lx, ly - cy, bxw, byw), m_val - 0.08, lab)
         sp_len = an["spinous_length_mm"] * (0.6 if name.startswith("S") else 1.0)
         sp_y = ly - (cy + byw + 4.0 + sp_len / 2)
         sp_h = 0.3 * s.h
         sp = (np.abs(lx) < 3.5) & (np.abs(sp_y) < sp_len / 2) & (np.abs(lz + 5.0 + 0.15 * sp_y) < sp_h)
         canvas.paint(sl, sp, 0.08, lab)
-        canvas.paint(sl, sp & (np.abs(sp_y) < sp_len / 2 - 1.3) & (np.abs(lz + 5.0 + 0.15 * sp_y) < sp_h - 1.3),
-                     m_val - 0.05, lab)
+        canvas.paint(
+            sl,
+            sp & (np.abs(sp_y) < sp_len / 2 - 1.3) & (np.abs(lz + 5.0 + 0.15 * sp_y) < sp_h - 1.3),
+            m_val - 0.05,
+            lab,
+        )
         lateral = (np.abs(lx) > bxw + 2.0) & (np.abs(lx) < bxw + 12.0) & (ly > cy) & (ly < cy + byw + 6.0)
         sap = lateral & (lz > s.h / 2 - 6.0) & (lz < s.h / 2 + 8.0)
         iap = lateral & (lz > -s.h / 2 - 9.0) & (lz < -s.h / 2 + 5.0) & (ly > cy + 3.0)
         if not sacral:
             canvas.paint(sl, sap | iap, 0.3, lab)
         elif name == "S2" and an["sacral_remnant_disc"]:  # rudimentary S1-S2 disc, thin and low signal
-            canvas.paint(sl, _ellipse(lx, ly, s.rx - 2.0, s.ry - 2.0) & (lz > s.h / 2) & (lz < s.h / 2 + 1.6), 0.4)
+            canvas.paint(
+                sl, _ellipse(lx, ly, s.rx - 2.0, s.ry - 2.0) & (lz > s.h / 2) & (lz < s.h / 2 + 1.6), 0.4
+            )
         # canal contents at this level
         bony = _ellipse(lx, ly - cy, bxw, byw) & (np.abs(lz) <= s.h / 2 + 0.5)
         canvas.paint(sl, bony & (ly > cy), 0.78)  # posterior epidural fat
         canvas.paint(sl, bony & (ly <= cy), 0.3)  # anterior epidural space (venous plexus, PLL)
         if name not in ("S3", "S4"):
             sac = _ellipse(lx, ly - cy, rsx * (0.6 if sacral else 1.0), rsy * (0.6 if sacral else 1.0)) & (
-                np.abs(lz) <= s.h / 2 + 0.5)
+                np.abs(lz) <= s.h / 2 + 0.5
+            )
             canvas.paint(sl, sac, 1.0, _label_of("dural_sac"))
             if name in ("T11", "T12"):  # spinal cord and conus
                 canvas.paint(sl, _ellipse(lx, ly - cy, 4.5, 4.0) & (np.abs(lz) <= s.h / 2 + 0.5), 0.42)
@@ -784,8 +862,14 @@ def render_sagittal_t2(
         d = discs[dname]
         vu, vl = vert[upper], vert[lower]
         pth = path.get(dname, _normal_level(1))
-        blk = canvas.block(_box_corners(d, (-(bxw + 18.0), bxw + 18.0), (-d.ry - 4, canal_y(d) + byw + 8),
-                                        (-d.h / 2 - 16, d.h / 2 + 16)))
+        blk = canvas.block(
+            _box_corners(
+                d,
+                (-(bxw + 18.0), bxw + 18.0),
+                (-d.ry - 4, canal_y(d) + byw + 8),
+                (-d.h / 2 - 16, d.h / 2 + 16),
+            )
+        )
         truth_discs[dname] = {"centre_lps": canvas.world(d.centre), "up": rot @ d.up, "height_mm": d.h}
         if blk is None:
             continue
@@ -798,8 +882,10 @@ def render_sagittal_t2(
         disc = between & _ellipse(lx, ly, d.rx, d.ry)
         canvas.paint(sl, disc, 0.22, lab)  # annulus
         pf = int(pth["pfirrmann"])
-        nucleus = between & (((lx / (0.7 * d.rx)) ** 2 + ((ly - 0.05 * d.ry) / (0.68 * d.ry)) ** 2
-                              + (lz / (0.45 * d.h)) ** 2) <= 1.0)
+        nucleus = between & (
+            ((lx / (0.7 * d.rx)) ** 2 + ((ly - 0.05 * d.ry) / (0.68 * d.ry)) ** 2 + (lz / (0.45 * d.h)) ** 2)
+            <= 1.0
+        )
         canvas.paint(sl, nucleus, nucleus_by_pf[pf], lab)
         if pf == 2:  # intranuclear cleft
             canvas.paint(sl, nucleus & (np.abs(lz) < 0.6), 0.45, lab)
@@ -808,22 +894,28 @@ def render_sagittal_t2(
         bony = _ellipse(lx, ly - cy, bxw, byw) & (np.abs(lz) <= d.h / 2 + 3.0) & ~disc
         canvas.paint(sl, bony & (ly > cy), 0.78)
         canvas.paint(sl, bony & (ly <= cy), 0.3)
-        canvas.paint(sl, _ellipse(lx, ly - cy, rsx, rsy) & (np.abs(lz) <= d.h / 2 + 3.0) & ~disc, 1.0,
-                     _label_of("dural_sac"))
+        canvas.paint(
+            sl,
+            _ellipse(lx, ly - cy, rsx, rsy) & (np.abs(lz) <= d.h / 2 + 3.0) & ~disc,
+            1.0,
+            _label_of("dural_sac"),
+        )
         factor = {"none": 1.0, "mild": 0.7, "moderate": 0.45, "severe": 0.2}[pth["central_stenosis"]]
         if factor < 1.0:
             g = np.exp(-((lz / 6.0) ** 2))
             sy = rsy * (1.0 - (1.0 - factor) * g)
             sx = rsx * (1.0 - (1.0 - math.sqrt(factor)) * g)
             old = _ellipse(lx, ly - cy, rsx, rsy) & (np.abs(lz) <= d.h / 2 + 8.0)
-            new = ((lx / sx) ** 2 + ((ly - cy) / sy) ** 2 <= 1.0)
+            new = (lx / sx) ** 2 + ((ly - cy) / sy) ** 2 <= 1.0
             lost = old & ~new
             canvas.paint(sl, lost & (ly < cy), 0.25)  # disc bulge and posterior longitudinal ligament
             canvas.paint(sl, lost & (ly >= cy), 0.1)  # hypertrophied ligamentum flavum
             canvas.label[sl][lost & (canvas.label[sl] == _label_of("dural_sac"))] = 0
         if dname not in ("T11-T12",):
             for x0 in (-5.5, -2.5, 2.5, 5.5):  # cauda equina continues through the disc level
-                strands = _ellipse(lx - x0, ly - cy - 0.35 * rsy * factor, 0.9, 0.9) & (np.abs(lz) <= d.h / 2 + 3.0)
+                strands = _ellipse(lx - x0, ly - cy - 0.35 * rsy * factor, 0.9, 0.9) & (
+                    np.abs(lz) <= d.h / 2 + 3.0
+                )
                 canvas.paint(sl, strands & (canvas.label[sl] == _label_of("dural_sac")), 0.3)
         # foramina
         truth_foramina[dname] = {}
@@ -838,7 +930,9 @@ def render_sagittal_t2(
             ry0 = fy0 + 0.5 - 0.25 * run
             rz0 = d.h / 2 + 5.5 - 0.45 * run
             canvas.paint(sl, foramen, 0.14)  # encroaching low-signal tissue (visible where fat is lost)
-            scale = {"none": (1.0, 1.0), "mild": (1.0, 0.62), "moderate": (0.68, 0.5), "severe": (0.0, 0.0)}[grade]
+            scale = {"none": (1.0, 1.0), "mild": (1.0, 0.62), "moderate": (0.68, 0.5), "severe": (0.0, 0.0)}[
+                grade
+            ]
             if scale[0] > 0:
                 if grade == "none":
                     fat = foramen
@@ -864,17 +958,25 @@ def render_sagittal_t2(
             sgn = 0.0 if h["side"] not in SIDES else (1.0 if h["side"] == "left" else -1.0)
             x0 = {"central": 0.0, "paracentral": 7.0, "foraminal": bxw + 5.0}[h["position"]] * sgn
             if h["type"] == "bulge":
-                hern = (_ellipse(lx, ly, d.rx + 1.0, d.ry + 2.5) & ~_ellipse(lx, ly, d.rx, d.ry)
-                        & (np.abs(lz) < 0.4 * d.h) & (ly > 0))
+                hern = (
+                    _ellipse(lx, ly, d.rx + 1.0, d.ry + 2.5)
+                    & ~_ellipse(lx, ly, d.rx, d.ry)
+                    & (np.abs(lz) < 0.4 * d.h)
+                    & (ly > 0)
+                )
                 val = 0.25
             elif h["type"] == "protrusion":
-                hern = ((lx - x0) / 7.0) ** 2 + ((ly - d.ry - 1.0) / 4.5) ** 2 + (lz / (0.4 * d.h)) ** 2 <= 1.0
+                hern = ((lx - x0) / 7.0) ** 2 + ((ly - d.ry - 1.0) / 4.5) ** 2 + (
+                    lz / (0.4 * d.h)
+                ) ** 2 <= 1.0
                 val = 0.3
             else:
                 mig = (2.0 + 3.0 * float(_rng(params["seed"], 7).random())) * (
-                    1.0 if _rng(params["seed"], 8).random() < 0.5 else -1.0)
+                    1.0 if _rng(params["seed"], 8).random() < 0.5 else -1.0
+                )
                 hern = ((lx - x0) / 6.0) ** 2 + ((ly - d.ry - 3.5) / 6.5) ** 2 + (
-                    (lz - mig) / (0.45 * d.h + 5.0)) ** 2 <= 1.0
+                    (lz - mig) / (0.45 * d.h + 5.0)
+                ) ** 2 <= 1.0
                 val = 0.5
             hern &= ly > 0
             canvas.paint(sl, hern, val, lab)
@@ -961,7 +1063,9 @@ def iter_cohort(n: int, seed: int = 0, **render_options: Any) -> Iterator[Sagitt
         yield generate_sagittal_t2(s, **render_options)
 
 
-def write_sagittal_case(case: SagittalT2Case, folder: str | os.PathLike, overwrite: bool = False) -> dict[str, Path]:
+def write_sagittal_case(
+    case: SagittalT2Case, folder: str | os.PathLike, overwrite: bool = False
+) -> dict[str, Path]:
     """Write ``t2_sagittal.nii.gz``, ``labels.nii.gz`` (+ ``labels.json``) and ``truth.json`` into ``folder``."""
     from ..anatomy import get_mapping
     from ..io import write_image

@@ -81,7 +81,9 @@ class OutcomeCNN3D(nn.Module):
             layers: list[nn.Module] = [nn.Conv3d(chans[k], chans[k + 1], kernel_size=3, padding=1)]
             if norm == "batch":
                 layers.append(nn.BatchNorm3d(chans[k + 1]))
-            elif norm == "group":  # per-case normalisation: identical in training and inference, any batch size
+            elif (
+                norm == "group"
+            ):  # per-case normalisation: identical in training and inference, any batch size
                 layers.append(nn.GroupNorm(max(1, chans[k + 1] // 4), chans[k + 1]))
             layers.append(nn.ReLU(inplace=False))
             setattr(self, f"conv{k + 1}", nn.Sequential(*layers))

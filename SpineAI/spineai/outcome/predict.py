@@ -21,10 +21,17 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..outputs import atomic_path, write_json
 
-__all__ = ["DEFAULT_MODEL", "OutcomeModel", "OutcomeResult", "gradcam_roi", "load_outcome_model", "predict_outcome"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "OutcomeModel",
+    "OutcomeResult",
+    "gradcam_roi",
+    "load_outcome_model",
+    "predict_outcome",
+]
 
 #: the shipped demo model (trained on synthetic phantoms)
-DEFAULT_MODEL = "outcome_tesi_demo"
+DEFAULT_MODEL = "outcome_demo"
 RESEARCH_USE = "Research use only; not for clinical decisions."
 
 
@@ -49,8 +56,14 @@ class OutcomeModel:
         """Name, file, threshold and the card's training data statement."""
         td = self.card.training_data
         statement = td.get("statement") if isinstance(td, dict) else td
-        return {"name": self.card.name, "weights": str(self.weights_path), "sha256": self.card.sha256,
-                "threshold": self.threshold, "training_data": statement, "intended_use": self.card.intended_use}
+        return {
+            "name": self.card.name,
+            "weights": str(self.weights_path),
+            "sha256": self.card.sha256,
+            "threshold": self.threshold,
+            "training_data": statement,
+            "intended_use": self.card.intended_use,
+        }
 
 
 def load_outcome_model(weights: str | os.PathLike | None = None, device: str = "cpu") -> OutcomeModel:
@@ -171,15 +184,29 @@ def _overlay_png(result: OutcomeResult, path: Path, overwrite: bool) -> Path:
     h = sitk.GetArrayFromImage(cam)
     lo, hi = np.asarray(result.roi["lower_lps_mm"]), np.asarray(result.roi["upper_lps_mm"])
     mid = 0.5 * (lo[0] + hi[0])
-    planes = [("patient's right foramina", mid - 20.0), ("midline", mid), ("patient's left foramina", mid + 20.0)]
+    planes = [
+        ("patient's right foramina", mid - 20.0),
+        ("midline", mid),
+        ("patient's left foramina", mid + 20.0),
+    ]
     sp = img.GetSpacing()
     fig, axes = plt.subplots(1, 3, figsize=(13, 5.2))
     vmax = float(np.percentile(a, 99.5))
     for ax, (title, x_mm) in zip(axes, planes, strict=True):
-        ix = int(np.clip(round(img.TransformPhysicalPointToContinuousIndex((x_mm, 0.0, 0.0))[0]), 0, a.shape[2] - 1))
+        ix = int(
+            np.clip(
+                round(img.TransformPhysicalPointToContinuousIndex((x_mm, 0.0, 0.0))[0]), 0, a.shape[2] - 1
+            )
+        )
         ax.imshow(a[::-1, :, ix], cmap="gray", vmin=0, vmax=vmax, aspect=sp[2] / sp[1])
-        ax.imshow(np.ma.masked_less(h[::-1, :, ix], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1,
-                  aspect=sp[2] / sp[1])
+        ax.imshow(
+            np.ma.masked_less(h[::-1, :, ix], 0.05),
+            cmap="jet",
+            alpha=0.45,
+            vmin=0,
+            vmax=1,
+            aspect=sp[2] / sp[1],
+        )
         x_real = img.TransformIndexToPhysicalPoint((ix, 0, 0))[0]
         ax.set_title(f"{title} (x = {x_real:.0f} mm)", fontsize=9)
         ax.axis("off")
@@ -264,8 +291,10 @@ def predict_outcome(
     warnings = list(roi.warnings) + (list(roi.localisation.warnings) if roi.localisation else [])
     card_td = model.card.training_data
     if isinstance(card_td, dict) and str(card_td.get("kind", "")).upper() == "SYNTHETIC":
-        warnings.append("the model was trained on synthetic phantoms only: its probability is a demonstration, "
-                        "not a clinical estimate")
+        warnings.append(
+            "the model was trained on synthetic phantoms only: its probability is a demonstration, "
+            "not a clinical estimate"
+        )
     return OutcomeResult(
         probability_good=prob,
         threshold=thr,
@@ -273,12 +302,17 @@ def predict_outcome(
         model=model.summary(),
         roi=roi_info,
         gradcam_class=cls_name,
-        input={"path": source, "size": list(image.GetSize()), "spacing_mm": list(image.GetSpacing()),
-               "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())},
+        input={
+            "path": source,
+            "size": list(image.GetSize()),
+            "spacing_mm": list(image.GetSpacing()),
+            "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+                image.GetDirection()
+            ),
+        },
         warnings=warnings,
         heatmap=heat,
         roi_array=roi.array,
         roi_heatmap=roi_heat,
         image=image,
     )
-

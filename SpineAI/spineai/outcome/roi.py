@@ -86,8 +86,10 @@ def check_sagittal_t2(image: sitk.Image, name: str = "MRI") -> sitk.Image:
         validate_image(image, dims=3, name=name)  # raises the engine's 2D-vs-3D message
     validate_image(image, dims=3, name=name)
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"The {name} has {image.GetNumberOfComponentsPerPixel()} values per voxel.",
-                         "pass a single-channel (grey) sagittal T2 volume")
+        raise InputError(
+            f"The {name} has {image.GetNumberOfComponentsPerPixel()} values per voxel.",
+            "pass a single-channel (grey) sagittal T2 volume",
+        )
     arr = sitk.GetArrayViewFromImage(image)
     sample = np.asarray(arr[:: max(1, arr.shape[0] // 16)], dtype=np.float32)
     frac_low = float(np.mean(sample < -200.0))
@@ -321,7 +323,7 @@ def _locate_on_slice(plane: np.ndarray) -> tuple[list[tuple[float, float]], list
     ref = float(np.percentile(core[: max(1, len(core) // 2)], 75))
     bright = _box1d((core >= 0.6 * ref).astype(np.float32), 21, axis=0) >= 0.7
     sac_end = float(np.flatnonzero(bright)[-1]) if bright.any() else float(len(core))
-    resp[int(max(0.0, sac_end - 15.0)):] = 0.0
+    resp[int(max(0.0, sac_end - 15.0)) :] = 0.0
     peaks, _ = find_peaks(resp, distance=15, height=0.1 * float(resp.max()) if resp.size else 0.0)
     if len(peaks) < 3:
         return [], [], 0.0
@@ -371,8 +373,11 @@ def locate_discs(image: sitk.Image, *, checked: bool = False) -> DiscLocalisatio
     centre = 0.5 * (usable[0] + usable[-1])
     half = max(1, int(round(12.0 / spacing[0])))
     step = max(1, int(round(2.0 / spacing[0])))
-    candidates = [i for i in range(int(round(centre)) - half, int(round(centre)) + half + 1, step)
-                  if usable[0] <= i <= usable[-1]]
+    candidates = [
+        i
+        for i in range(int(round(centre)) - half, int(round(centre)) + half + 1, step)
+        if usable[0] <= i <= usable[-1]
+    ]
     best: tuple[float, int, list, list] | None = None
     zoom = (spacing[2] / _WORK_MM, spacing[1] / _WORK_MM)
     from scipy.ndimage import zoom as _zoom
@@ -411,8 +416,9 @@ def locate_discs(image: sitk.Image, *, checked: bool = False) -> DiscLocalisatio
     warnings = []
     if len(pts) > len(DISC_ORDER):
         warnings.append(f"{len(pts)} discs in the column; only the lowest {len(DISC_ORDER)} are named")
-    return DiscLocalisation(discs=discs, midline_x_mm=float(x_mid), method="intensity", scores=disc_scores,
-                            warnings=warnings)
+    return DiscLocalisation(
+        discs=discs, midline_x_mm=float(x_mid), method="intensity", scores=disc_scores, warnings=warnings
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -430,13 +436,16 @@ class RoiBox:
         return {"lower_lps_mm": list(self.lower), "upper_lps_mm": list(self.upper), "source": self.source}
 
 
-def roi_box_from_discs(discs: Mapping[str, Sequence[float]], midline_x_mm: float | None = None,
-                       source: str = "discs") -> RoiBox:
+def roi_box_from_discs(
+    discs: Mapping[str, Sequence[float]], midline_x_mm: float | None = None, source: str = "discs"
+) -> RoiBox:
     """The L3..S1 + paraspinal-muscle box from disc centres (LPS mm); needs L3-L4, L4-L5 and L5-S1."""
     missing = [d for d in ("L3-L4", "L4-L5", "L5-S1") if d not in discs]
     if missing:
-        raise InputError(f"The ROI needs the L3-L4, L4-L5 and L5-S1 disc centres; missing {', '.join(missing)}.",
-                         "locate the discs first (locate_discs) or give the region by hand (bounds_mm)")
+        raise InputError(
+            f"The ROI needs the L3-L4, L4-L5 and L5-S1 disc centres; missing {', '.join(missing)}.",
+            "locate the discs first (locate_discs) or give the region by hand (bounds_mm)",
+        )
     c = {k: np.asarray(v, dtype=float) for k, v in discs.items()}
     step_up = float(np.linalg.norm(c["L3-L4"] - c["L4-L5"]))
     step_down = float(np.linalg.norm(c["L4-L5"] - c["L5-S1"]))
@@ -460,8 +469,10 @@ def roi_box_from_truth(truth: Mapping[str, Any]) -> RoiBox:
 def _box_from_bounds(bounds_mm: Sequence[float]) -> RoiBox:
     b = [float(v) for v in bounds_mm]
     if len(b) != 6 or not all(math.isfinite(v) for v in b):
-        raise InputError(f"ROI bounds {bounds_mm} must be six finite numbers X0 Y0 Z0 X1 Y1 Z1 (LPS, mm).",
-                         "pass e.g. --roi-mm -24 -40 -90 24 110 70")
+        raise InputError(
+            f"ROI bounds {bounds_mm} must be six finite numbers X0 Y0 Z0 X1 Y1 Z1 (LPS, mm).",
+            "pass e.g. --roi-mm -24 -40 -90 24 110 70",
+        )
     lo = np.minimum(b[:3], b[3:])
     hi = np.maximum(b[:3], b[3:])
     if np.any(hi - lo < np.array([8.0, 30.0, 50.0])):
@@ -561,10 +572,13 @@ def extract_roi(
     x1 = lps.TransformIndexToPhysicalPoint((lps.GetSize()[0] - 1, 0, 0))[0]
     outside = max(0.0, x0 - lo_b[0]) + max(0.0, hi_b[0] - x1)
     if outside > 0.5 * in_sp[0]:
-        warnings.append(f"the ROI reaches {outside:.1f} mm beyond the imaged slab left-right; edge slices repeated")
+        warnings.append(
+            f"the ROI reaches {outside:.1f} mm beyond the imaged slab left-right; edge slices repeated"
+        )
     pad = int(math.ceil(max(0.0, x0 - lo_b[0], hi_b[0] - x1) / in_sp[0])) + 1
     src = sitk.ZeroFluxNeumannPad(src, [pad, 0, 0], [pad, 0, 0])
     out = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     arr = sitk.GetArrayFromImage(out)  # [D, H, W]
-    return RoiResult(array=normalise_roi(arr), reference=ref, box=box, localisation=localisation,
-                     warnings=warnings)
+    return RoiResult(
+        array=normalise_roi(arr), reference=ref, box=box, localisation=localisation, warnings=warnings
+    )

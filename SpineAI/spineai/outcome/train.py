@@ -26,7 +26,13 @@ import numpy as np
 from ..errors import InputError
 from ..outputs import prepare_output_dir, write_json, write_text
 
-__all__ = ["OutcomeTrainConfig", "OutcomeTrainResult", "rotate_batch", "train_outcome", "train_outcome_from_data"]
+__all__ = [
+    "OutcomeTrainConfig",
+    "OutcomeTrainResult",
+    "rotate_batch",
+    "train_outcome",
+    "train_outcome_from_data",
+]
 
 #: the paper's rotation angles (degrees)
 PAPER_ROTATIONS: tuple[float, ...] = (-20.0, -10.0, -5.0, 5.0, 10.0, 20.0)
@@ -111,7 +117,9 @@ def _device(name: str) -> Any:
     return torch.device(name)
 
 
-def rotate_batch(x: Any, angles_deg: Sequence[float], extent_hw_mm: tuple[float, float] = ROI_EXTENT_HW_MM) -> Any:
+def rotate_batch(
+    x: Any, angles_deg: Sequence[float], extent_hw_mm: tuple[float, float] = ROI_EXTENT_HW_MM
+) -> Any:
     """Rotate ROI tensors ``(B, C, D, H, W)`` in the sagittal (H-W) plane by a physical angle per sample.
 
     Linear interpolation, border values repeated. Angle 0 leaves a sample unchanged.
@@ -146,7 +154,9 @@ def _predict(model: Any, x: np.ndarray, device: Any, batch: int = 16) -> np.ndar
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def _split(y: np.ndarray, groups: Sequence[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    y: np.ndarray, groups: Sequence[str], val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     from ..stats import grouped_kfold
 
     if not 0.0 < val_fraction < 1.0:
@@ -168,6 +178,7 @@ def train_outcome(
     extra_card: dict[str, Any] | None = None,
     val_indices: np.ndarray | None = None,
     max_steps: int | None = None,
+    soft_targets: np.ndarray | None = None,
 ) -> OutcomeTrainResult:
     """Train the outcome CNN on ROI arrays and (with ``out``) write the best weights and their card.
 
@@ -183,6 +194,10 @@ def train_outcome(
         extra_card: fields merged into the card (``metrics``, ``extra``, ``training_recipe`` ...).
         val_indices: explicit validation cases (default: a patient-grouped ``val_fraction`` split).
         max_steps: stop after this many optimiser steps (quick checks).
+        soft_targets: optional probability of a good outcome per case ``(N,)`` in [0, 1], used as the
+            training target (cross-entropy against ``(1 - q, q)``) instead of the 0/1 labels. Only synthetic
+            cohorts know it (the generative ``p_good``); it removes the label noise of the Bernoulli draw.
+            Model selection and the threshold still use the 0/1 labels of the validation cases.
     """
     import torch
 
@@ -194,12 +209,25 @@ def train_outcome(
     xa = np.asarray(x)
     ya = np.asarray(y).astype(np.int64)
     if xa.ndim != 4 or xa.shape[0] != ya.shape[0]:
-        raise InputError(f"ROI array of shape {xa.shape} for {ya.shape[0]} labels.",
-                         "pass x of shape (N, 13, 100, 40) and one label per case")
+        raise InputError(
+            f"ROI array of shape {xa.shape} for {ya.shape[0]} labels.",
+            "pass x of shape (N, 13, 100, 40) and one label per case",
+        )
     if cfg.batch_size < 1 or cfg.epochs < 1 or cfg.learning_rate <= 0:
-        raise InputError(f"Invalid training settings: epochs {cfg.epochs}, batch {cfg.batch_size}, "
-                         f"learning rate {cfg.learning_rate}.", "use positive values")
+        raise InputError(
+            f"Invalid training settings: epochs {cfg.epochs}, batch {cfg.batch_size}, "
+            f"learning rate {cfg.learning_rate}.",
+            "use positive values",
+        )
     groups = list(groups) if groups is not None else [str(i) for i in range(len(ya))]
+    qa = None
+    if soft_targets is not None:
+        qa = np.asarray(soft_targets, dtype=np.float32)
+        if qa.shape != ya.shape or not np.all(np.isfinite(qa)) or qa.min() < 0 or qa.max() > 1:
+            raise InputError(
+                f"soft_targets of shape {qa.shape} for {ya.shape[0]} labels, or values outside [0, 1].",
+                "pass one probability of a good outcome per case",
+            )
     if val_indices is None:
         train_idx, val_idx = _split(ya, groups, cfg.val_fraction, cfg.seed)
     else:
@@ -207,15 +235,18 @@ def train_outcome(
         train_idx = np.setdiff1d(np.arange(len(ya)), val_idx)
     for part, idx in (("training", train_idx), ("validation", val_idx)):
         if len(np.unique(ya[idx])) < 2:
-            raise InputError(f"The {part} set has only one outcome class ({len(idx)} cases).",
-                             "add cases of both outcomes (good and poor)")
+            raise InputError(
+                f"The {part} set has only one outcome class ({len(idx)} cases).",
+                "add cases of both outcomes (good and poor)",
+            )
     out_dir = prepare_output_dir(out, overwrite=overwrite) if out is not None else None
     torch.set_num_threads(max(1, int(cfg.num_threads)))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = _device(cfg.device)
-    model = build_network({"features": cfg.features, "dropout": cfg.dropout, "norm": cfg.norm,
-                           "pooling": cfg.pooling}).to(device)
+    model = build_network(
+        {"features": cfg.features, "dropout": cfg.dropout, "norm": cfg.norm, "pooling": cfg.pooling}
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     loss_fn = torch.nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
@@ -232,10 +263,16 @@ def train_outcome(
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             xb = torch.from_numpy(xa[idx].astype(np.float32)).unsqueeze(1).to(device)
-            yb = torch.from_numpy(ya[idx]).to(device)
+            if qa is None:
+                yb = torch.from_numpy(ya[idx]).to(device)
+            else:
+                q = torch.from_numpy(qa[idx])
+                yb = torch.stack([1.0 - q, q], dim=1).to(device)
             if cfg.rotation_angles and cfg.rotation_prob > 0:
-                angles = [float(rng.choice(cfg.rotation_angles)) if rng.random() < cfg.rotation_prob else 0.0
-                          for _ in idx]
+                angles = [
+                    float(rng.choice(cfg.rotation_angles)) if rng.random() < cfg.rotation_prob else 0.0
+                    for _ in idx
+                ]
                 if any(angles):
                     xb = rotate_batch(xb, angles)
             loss = loss_fn(model(xb), yb)
@@ -248,14 +285,23 @@ def train_outcome(
                 break
         p_val = _predict(model, xa[val_idx], device)
         eps = 1e-6
-        val_loss = float(-np.mean(ya[val_idx] * np.log(p_val + eps) + (1 - ya[val_idx]) * np.log(1 - p_val + eps)))
+        val_loss = float(
+            -np.mean(ya[val_idx] * np.log(p_val + eps) + (1 - ya[val_idx]) * np.log(1 - p_val + eps))
+        )
         from sklearn.metrics import roc_auc_score
 
         val_auc = float(roc_auc_score(ya[val_idx], p_val))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-               "val_loss": val_loss, "val_auc": val_auc, "seconds": time.time() - t0}
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "val_loss": val_loss,
+            "val_auc": val_auc,
+            "seconds": time.time() - t0,
+        }
         history.append(row)
-        log_lines.append(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        log_lines.append(
+            " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        )
         if not cfg.keep_best or val_auc > best[0] or (val_auc == best[0] and val_loss < best[1]):
             best = (val_auc, val_loss)
             best_state = copy.deepcopy(model.state_dict())
@@ -270,8 +316,16 @@ def train_outcome(
         val_auc_ci: dict[str, Any] | None = delong_ci(ya[val_idx], p_val).to_dict()
     except InputError:  # fewer than two cases of a class: no interval
         val_auc_ci = None
-    result = OutcomeTrainResult(weights_path=None, card_path=None, best_epoch=best_epoch, best_val_auc=best[0],
-                                threshold=choice.threshold, history=history, model=model, val_indices=val_idx)
+    result = OutcomeTrainResult(
+        weights_path=None,
+        card_path=None,
+        best_epoch=best_epoch,
+        best_val_auc=best[0],
+        threshold=choice.threshold,
+        history=history,
+        model=model,
+        val_indices=val_idx,
+    )
     if out_dir is None:
         return result
     card = {
@@ -292,7 +346,8 @@ def train_outcome(
         "training_recipe": {
             **cfg.to_dict(),
             "optimizer": "Adam",
-            "loss": "softmax cross-entropy (poor, good)",
+            "loss": "softmax cross-entropy (poor, good)"
+            + ("" if qa is None else " against soft targets (1 - p_good, p_good)"),
             "model_selection": "best validation AUC over epochs" if cfg.keep_best else "last epoch",
             "parameters": count_parameters(model),
             "n_train": int(len(train_idx)),
@@ -300,8 +355,12 @@ def train_outcome(
             "best_epoch": best_epoch,
         },
         "metrics": {
-            "validation": {"auc": val_auc_ci, "youden_threshold": choice.to_dict(),
-                           "n_good": int(ya[val_idx].sum()), "n_poor": int(len(val_idx) - ya[val_idx].sum())},
+            "validation": {
+                "auc": val_auc_ci,
+                "youden_threshold": choice.to_dict(),
+                "n_good": int(ya[val_idx].sum()),
+                "n_poor": int(len(val_idx) - ya[val_idx].sum()),
+            },
         },
         "extra": {"decision_threshold": choice.threshold},
     }
@@ -313,12 +372,21 @@ def train_outcome(
                 card[key] = value
     weights, card_path = save_weights(model, out_dir / "model.safetensors", card, overwrite=overwrite)
     header = "epoch\ttrain_loss\tval_loss\tval_auc\tseconds\n"
-    write_text(out_dir / "history.tsv", header + "".join(
-        f"{h['epoch']}\t{h['train_loss']:.5f}\t{h['val_loss']:.5f}\t{h['val_auc']:.5f}\t{h['seconds']:.1f}\n"
-        for h in history), overwrite=overwrite)
+    write_text(
+        out_dir / "history.tsv",
+        header
+        + "".join(
+            f"{h['epoch']}\t{h['train_loss']:.5f}\t{h['val_loss']:.5f}\t{h['val_auc']:.5f}\t{h['seconds']:.1f}\n"
+            for h in history
+        ),
+        overwrite=overwrite,
+    )
     write_text(out_dir / "train.log", "\n".join(log_lines) + "\n", overwrite=overwrite)
-    write_json(out_dir / "validation.json", {"indices": val_idx.tolist(), "probabilities": p_val.tolist(),
-                                             "labels": ya[val_idx].tolist()}, overwrite=overwrite)
+    write_json(
+        out_dir / "validation.json",
+        {"indices": val_idx.tolist(), "probabilities": p_val.tolist(), "labels": ya[val_idx].tolist()},
+        overwrite=overwrite,
+    )
     result.weights_path, result.card_path = weights, card_path
     return result
 
@@ -350,6 +418,13 @@ def train_outcome_from_data(
     if len(rois.y) < 10:
         raise InputError(f"Only {len(rois.y)} usable case(s) in '{data}'.", "train on at least tens of cases")
     cfg = config or OutcomeTrainConfig()
-    result = train_outcome(rois.x, rois.y, rois.groups, cfg, out, overwrite=overwrite,
-                           training_data={"source": str(data), "cases": len(rois.y), "skipped": problems[:50]})
+    result = train_outcome(
+        rois.x,
+        rois.y,
+        rois.groups,
+        cfg,
+        out,
+        overwrite=overwrite,
+        training_data={"source": str(data), "cases": len(rois.y), "skipped": problems[:50]},
+    )
     return result, problems
