@@ -138,6 +138,31 @@ def _planning_lines(result: Any, truth: dict, source: str) -> list[str]:
     return lines
 
 
+def _outcome_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], dict[str, Path]]:
+    """Synthetic sagittal T2 -> probability of a good tESI outcome with its Grad-CAM, beside the phantom's truth."""
+    from .io import write_image
+    from .outcome.mri_phantom import generate_sagittal_t2
+    from .outcome.predict import predict_outcome
+
+    case = generate_sagittal_t2(seed)
+    mri_dir = prepare_output_dir(folder / "mri", overwrite=overwrite)
+    files = {"sagittal T2": write_image(case.image, mri_dir / "sagittal_t2.nii.gz", overwrite=overwrite)}
+    result = predict_outcome(case.image)
+    files.update(
+        {f"outcome {k}": Path(v) for k, v in result.save(folder / "outcome", overwrite=overwrite).items()}
+    )
+    truth = case.truth["outcome"]
+    drivers = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in truth.get("drivers", {}).items())
+    lines = [
+        "tESI outcome from the sagittal T2 phantom (model trained on synthetic data only):",
+        f"  probability of a good outcome (>= 50% NRS-11 reduction at 2 months) {result.probability_good:.2f} "
+        f"(threshold {result.threshold:.2f}: {'good' if result.predicted_good else 'poor'} outcome predicted)",
+        f"  phantom truth: generative probability {truth['p_good']:.2f} ({drivers}); drawn outcome "
+        f"{'good' if truth['good_outcome'] else 'poor'}",
+    ]
+    return lines, files
+
+
 def run_demo(
     out: str | os.PathLike | None = None,
     seed: int = 7,
@@ -148,7 +173,8 @@ def run_demo(
 
     Steps: phantom (CT, truth labels, ground-truth triangles, picture) -> CT segmentation with the shipped
     model and its Dice against the truth -> triangles, best C-arm view and needle path measured on that
-    segmentation (Slicer markups, table, C-arm pictures, 3D rendering). A step whose model is not installed
+    segmentation (Slicer markups, table, C-arm pictures, 3D rendering) -> a synthetic sagittal T2 and the
+    probability of a good injection outcome with its Grad-CAM heat map. A step whose model is not installed
     is reported as skipped; planning then uses the phantom's truth label map and says so.
 
     Args:
@@ -212,5 +238,16 @@ def run_demo(
     summary.lines += [""] + _planning_lines(result, case.truth, source)
     summary.lines += [f"  note: {w}" for w in result.warnings]
     summary.results["planning"] = result.to_dict()
+
+    if _installed("outcome_demo"):
+        report(85.0, "predicting the injection outcome from a sagittal T2 phantom")
+        lines, files = _outcome_step(folder, seed, overwrite)
+        summary.lines += [""] + lines
+        summary.files.update(files)
+    else:
+        summary.lines += [
+            "",
+            "Outcome prediction skipped: the shipped model 'outcome_demo' is not installed.",
+        ]
     report(100.0, "demo done")
     return summary
