@@ -118,6 +118,7 @@ _CAPABILITY_PARSERS: tuple[tuple[str, str, str | None], ...] = (
     ("spineai.planning.cli", "add_plan_parser", None),
     ("spineai.planning.cli", "add_evaluate_parser", "evaluate"),
     ("spineai.grading.cli", "add_grade_parser", None),
+    ("spineai.grading.cli", "add_train_parser", "train"),
     ("spineai.grading.cli", "add_evaluate_parser", "evaluate"),
     ("spineai.outcome.cli", "add_outcome_parser", None),
     ("spineai.outcome.cli", "add_train_parser", "train"),

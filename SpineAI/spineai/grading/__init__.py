@@ -1,4 +1,5 @@
-"""Grading of lumbar MRI: per-disc gradings of sagittal T2 slices with Grad-CAM.
+"""Grading of lumbar MRI with Grad-CAM: per-disc gradings of sagittal T2 slices; LDH, LCCS and LNRC of
+axial T2 slices (``axial/``); two-stage stenosis detection and grading on axial slices (``stenosis/``).
 
 Public API (imported lazily, so ``import spineai.grading`` does not load PyTorch):
 
@@ -11,6 +12,9 @@ Public API (imported lazily, so ``import spineai.grading`` does not load PyTorch
   (``train.py``)
 - :class:`SagittalGradingModel`, :func:`load_grading_model` (``model.py``)
 - :func:`synthetic_sagittal_slice` (``synthetic.py``)
+- :func:`grade_axial` -> :class:`AxialGradingResult`, :func:`evaluate_axial`, :func:`generate_axial_t2`
+  (``axial/``)
+- :func:`grade_stenosis` -> :class:`StenosisResult`, :func:`evaluate_stenosis` (``stenosis/``)
 
 Research use only; not for clinical decisions.
 """
@@ -41,6 +45,13 @@ _EXPORTS = {
     "SagittalGradingModel": "model",
     "load_grading_model": "model",
     "synthetic_sagittal_slice": "synthetic",
+    "grade_axial": "axial.predict",
+    "AxialGradingResult": "axial.predict",
+    "evaluate_axial": "axial.evaluate",
+    "generate_axial_t2": "axial.phantom",
+    "grade_stenosis": "stenosis.predict",
+    "StenosisResult": "stenosis.predict",
+    "evaluate_stenosis": "stenosis.evaluate",
 }
 
 __all__ = sorted(_EXPORTS)
