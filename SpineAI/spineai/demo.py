@@ -145,7 +145,8 @@ def _outcome_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], 
     from .outcome.predict import predict_outcome
 
     case = generate_sagittal_t2(seed)
-    mri_dir = prepare_output_dir(folder / "mri", overwrite=overwrite)
+    mri_dir = folder / "mri"
+    mri_dir.mkdir(exist_ok=True)
     files = {"sagittal T2": write_image(case.image, mri_dir / "sagittal_t2.nii.gz", overwrite=overwrite)}
     result = predict_outcome(case.image)
     files.update(
@@ -163,6 +164,30 @@ def _outcome_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], 
     return lines, files
 
 
+def _axial_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], dict[str, Path]]:
+    """Axial T2 phantom slice -> LDH, LCCS and LNRC grades with Grad-CAM pictures, beside the phantom's truth."""
+    from .grading.axial import generate_axial_t2, grade_axial
+    from .io import write_image
+
+    case = generate_axial_t2(seed)
+    mri_dir = folder / "mri"  # shared with the outcome step; files are still never overwritten silently
+    mri_dir.mkdir(exist_ok=True)
+    files = {"axial T2": write_image(case.image, mri_dir / "axial_t2.nii.gz", overwrite=overwrite)}
+    result = grade_axial(case.image)
+    files.update(
+        {
+            f"axial {k}": Path(v)
+            for k, v in result.write(folder / "axial_grading", overwrite=overwrite).items()
+        }
+    )
+    truth = case.truth["grades"]
+    row = ", ".join(f"{t.upper()} {result.grades[t]} (truth {truth[t]})" for t in ("ldh", "lccs", "lnrc"))
+    return [
+        "Axial T2 phantom slice graded (model trained on synthetic data only; grades 0-3):",
+        f"  {row}",
+    ], files
+
+
 def run_demo(
     out: str | os.PathLike | None = None,
     seed: int = 7,
@@ -174,7 +199,8 @@ def run_demo(
     Steps: phantom (CT, truth labels, ground-truth triangles, picture) -> CT segmentation with the shipped
     model and its Dice against the truth -> triangles, best C-arm view and needle path measured on that
     segmentation (Slicer markups, table, C-arm pictures, 3D rendering) -> a synthetic sagittal T2 and the
-    probability of a good injection outcome with its Grad-CAM heat map. A step whose model is not installed
+    probability of a good injection outcome with its Grad-CAM heat map -> an axial T2 slice graded for
+    LDH, LCCS and LNRC with Grad-CAM pictures. A step whose model is not installed
     is reported as skipped; planning then uses the phantom's truth label map and says so.
 
     Args:
@@ -248,6 +274,16 @@ def run_demo(
         summary.lines += [
             "",
             "Outcome prediction skipped: the shipped model 'outcome_demo' is not installed.",
+        ]
+    if _installed("axial_grader_demo"):
+        report(92.0, "grading an axial T2 phantom slice")
+        lines, files = _axial_step(folder, seed, overwrite)
+        summary.lines += [""] + lines
+        summary.files.update(files)
+    else:
+        summary.lines += [
+            "",
+            "Axial grading skipped: the shipped model 'axial_grader_demo' is not installed.",
         ]
     report(100.0, "demo done")
     return summary
