@@ -9,9 +9,10 @@ See ``docs/phantom.md`` for the anatomy, the frames and the triangle constructio
 
 from __future__ import annotations
 
-from .ct import PhantomCase, build_truth, generate_ct_phantom, render, write_phantom_case
+from .ct import PhantomCase, build_truth, generate_ct_phantom, level_truth, render, write_phantom_case
 from .geometry import Anatomy, build_anatomy
 from .params import (
+    VARIANTS,
     DiscParams,
     ForamenParams,
     Herniation,
@@ -19,7 +20,9 @@ from .params import (
     PhantomParams,
     RootParams,
     Stenosis,
+    TransitionalParams,
     VertebraParams,
+    castellvi_type,
     sample_params,
     validate_params,
 )
@@ -35,11 +38,15 @@ __all__ = [
     "PhantomParams",
     "RootParams",
     "Stenosis",
+    "TransitionalParams",
+    "VARIANTS",
     "VertebraParams",
     "all_triangles",
     "build_anatomy",
     "build_truth",
+    "castellvi_type",
     "generate_ct_phantom",
+    "level_truth",
     "reference_view",
     "render",
     "sample_params",

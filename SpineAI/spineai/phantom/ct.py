@@ -352,12 +352,91 @@ def build_truth(
         },
         landmarks=landmarks(anatomy),
         morphometry=dict(foramina=morphometry(anatomy)),
+        level_truth=level_truth(anatomy, present),
         triangles=triangles,
         pathology=pathology,
         hu=dict(vars(params.hu)),
         params=params.to_dict(),
         notes=list(anatomy.notes),
         sides=list(SIDES),
+    )
+
+
+def _tp_height(anatomy: Anatomy, name: str, side: str) -> float:
+    """Extent (mm) along a vertebra's axis of its transverse process on ``side`` (wing included)."""
+    v = anatomy.vertebrae[name]
+    parts = [p for p in v.parts if p.part in (f"{name}:transverse_process_{side}", f"{name}:tp_wing_{side}")]
+    if not parts:
+        return 0.0
+    a = v.axis
+    return float(max(p.support(a) for p in parts) + max(p.support(-a) for p in parts))
+
+
+def level_truth(anatomy: Anatomy, present: dict[str, int]) -> dict[str, Any]:
+    """What each vertebra is, the last rib-bearing vertebra and the transitional anatomy (LPS, mm).
+
+    ``vertebrae[name]``: ``canonical_label``, ``verse_label`` (VerSe convention: L6 = 25, sacrum = 26),
+    ``identity`` (the vertebra's anatomical identity: ``"S1 (lumbarised)"`` for the lumbarised first sacral
+    segment, labelled ``L6``), ``in_view``, ``voxels``, ``rib_bearing``. ``transitional``: ``kind``
+    (``None``, ``"castellvi"``, ``"six_lumbar_vertebrae"``, ``"lumbarised_S1"``), ``vertebra``,
+    ``castellvi`` per side (``"0"``, ``"I"``, ``"II"``, ``"III"``), ``castellvi_type`` (``"0"``, ``"Ia"`` ...
+    ``"IV"``), ``tp_height_mm`` per side (extent of the transverse process along the vertebra's axis),
+    ``gap_mm`` per transitional side (smallest distance between the process and the sacrum; negative:
+    fused), ``joint_point_lps`` per side.
+    """
+    from ..anatomy import VERSE
+    from .params import castellvi_type
+
+    params = anatomy.params
+    verse = {name: value for value, name in VERSE.values.items()}
+    tr = params.transitional
+    lumbarised = bool(tr is not None and tr.lumbarised_s1)
+    vertebrae: dict[str, Any] = {}
+    for lv in params.levels:
+        identity = lv
+        if lumbarised and lv == params.lumbar_levels[-1]:
+            identity = "S1 (lumbarised)"
+        elif lumbarised and lv == "S1":
+            identity = "sacrum from S2 (S1 is lumbarised)"
+        elif lv == "S1":
+            identity = "sacrum"
+        vertebrae[lv] = dict(
+            canonical_label=BY_NAME[lv].label,
+            verse_label=verse.get(lv),
+            identity=identity,
+            in_view=lv in present,
+            voxels=int(present.get(lv, 0)),
+            rib_bearing=lv in params.thoracic_levels,
+        )
+    lowest = params.lumbar_levels[-1]
+    sides = dict(tr.castellvi) if tr is not None else {}
+    kind = None
+    if sides:
+        kind = "castellvi"
+    elif lumbarised:
+        kind = "lumbarised_S1"
+    elif lowest == "L6":
+        kind = "six_lumbar_vertebrae"
+    built = anatomy.transitional.get("sides", {})
+    transitional = dict(
+        kind=kind,
+        vertebra=lowest,
+        castellvi={side: sides.get(side, "0") for side in SIDES},
+        castellvi_type=castellvi_type(sides),
+        tp_height_mm={side: round(_tp_height(anatomy, lowest, side), 3) for side in SIDES},
+        gap_mm={side: round(float(info["gap_mm"]), 3) for side, info in built.items()},
+        joint_point_lps={
+            side: np.round(anatomy.to_world(np.asarray(info["joint_point_body"])), 3).tolist()
+            for side, info in built.items()
+        },
+    )
+    rib = [lv for lv in params.thoracic_levels if lv in present]
+    return dict(
+        convention="canonical names; a sixth lumbar-type vertebra is L6 (VerSe 25), the sacrum S1 (VerSe 26)",
+        vertebrae=vertebrae,
+        lumbar_count=len(params.lumbar_levels),
+        last_rib_bearing=rib[-1] if rib else None,
+        transitional=transitional,
     )
 
 
@@ -369,6 +448,9 @@ def generate_ct_phantom(
     Args:
         seed: seed of the parameter sampling (when ``params`` is None) and of the image noise.
         params: explicit parameters; ``overrides`` are applied on top of them.
+        variant: (in ``overrides``) a named anatomical variant (:data:`spineai.phantom.params.VARIANTS`:
+            ``"whole_lumbar"``, ``"L6"``, ``"lumbarised_S1"``, ``"castellvi_IIa"`` ...), sampled from ``seed``;
+            combine with ``fov_levels`` for a lumbar-only field of view.
         progress: show a progress bar (default: when stderr is a terminal).
         **overrides: :class:`PhantomParams` fields, e.g. ``spacing_mm=(0.7, 0.7, 3)``,
             ``iliac_crest_height_mm=50``, ``pose_rotation_deg=(0, 0, 0)``.

@@ -265,6 +265,8 @@ class Anatomy:
     rotation: np.ndarray
     translation: np.ndarray
     notes: list[str] = field(default_factory=list)
+    #: transitional anatomy as built (:func:`spineai.phantom.transitional.build_transitional`; empty if none)
+    transitional: dict = field(default_factory=dict)
 
     def to_world(self, p_body: np.ndarray) -> np.ndarray:
         """Body-frame point(s) (..., 3) -> world LPS (mm)."""
@@ -466,6 +468,11 @@ def build_anatomy(params: PhantomParams) -> Anatomy:
 
     sacrum_extra, sacrum_subtract = _sacrum(params, verts, roots)
     verts["S1"].parts.extend(sacrum_extra)
+    transitional: dict = {}
+    if params.transitional is not None:
+        from .transitional import build_transitional
+
+        transitional = build_transitional(params, verts, roots, sacrum_subtract, notes)
 
     ilium_l, ilium_r = _ilia(params, verts, disc_info)
     skin, soft_structs = _soft_tissue(params, verts, roots, foramina, disc_info)
@@ -474,6 +481,10 @@ def build_anatomy(params: PhantomParams) -> Anatomy:
     structures.extend(soft_structs)
     structures.append(Structure("ilium_left", BY_NAME["ilium_left"].label, "bone", [ilium_l]))
     structures.append(Structure("ilium_right", BY_NAME["ilium_right"].label, "bone", [ilium_r]))
+    if params.thoracic_levels:
+        from .transitional import rib_structures
+
+        structures.extend(rib_structures(params, verts))
     for lv in levels:
         sub = sacrum_subtract if lv == "S1" else []
         structures.append(Structure(lv, BY_NAME[lv].label, "bone", verts[lv].parts, sub))
@@ -504,6 +515,7 @@ def build_anatomy(params: PhantomParams) -> Anatomy:
         rotation=pose_rotation(params.pose_rotation_deg),
         translation=np.asarray(params.pose_translation_mm, dtype=float),
         notes=notes,
+        transitional=transitional,
     )
 
 

@@ -25,6 +25,28 @@ from ..errors import InputError
 DEFAULT_LUMBAR_LEVELS: tuple[str, ...] = ("L3", "L4", "L5")
 #: nominal adult dimensions per level (mm / degrees), scaled by ``vertebra_scale`` and jittered per case
 _NOMINAL: dict[str, dict[str, float]] = {
+    # T12 (only with ``thoracic_levels=("T12",)``): smaller body, short transverse process; it carries ribs
+    "T12": dict(
+        bw=40,
+        bd=29,
+        bh=23,
+        cw=20,
+        cd=17,
+        pw=7.5,
+        ph=15,
+        pl=13,
+        pc=8,
+        lt=6,
+        sl=27,
+        sh=20,
+        tl=9,
+        th=9,
+        tt=7,
+        sr=9,
+        st=7,
+        sa=10,
+        fa=25,
+    ),
     # body W x D x H, canal width (interpedicular) and depth, pedicle w/h/length/convergence,
     # lamina thickness, spinous length/height, transverse process length/height/thickness,
     # superior articular process rise/thickness/length, facet angle to the sagittal plane
@@ -177,6 +199,7 @@ _NOMINAL: dict[str, dict[str, float]] = {
     ),
 }
 _DISC_HEIGHT: dict[str, float] = {
+    "T12-L1": 8.0,
     "L1-L2": 9.0,
     "L2-L3": 10.0,
     "L3-L4": 10.8,
@@ -185,9 +208,27 @@ _DISC_HEIGHT: dict[str, float] = {
     "L5-S1": 11.5,
     "L6-S1": 11.5,
 }
-_ROOT_DESCENT: dict[str, float] = {"L1": 32, "L2": 33, "L3": 35, "L4": 38, "L5": 40, "L6": 40}
+_ROOT_DESCENT: dict[str, float] = {"T12": 30, "L1": 32, "L2": 33, "L3": 35, "L4": 38, "L5": 40, "L6": 40}
 #: share of the lordosis carried by each disc, counted from the sacrum upwards
-_LORDOSIS_SHARES = (0.40, 0.33, 0.27, 0.16, 0.10, 0.06)
+_LORDOSIS_SHARES = (0.40, 0.33, 0.27, 0.16, 0.10, 0.06, 0.02, 0.0)
+#: thoracic vertebrae that can be modelled above L1 (they carry a pair of ribs)
+THORACIC_LEVELS: tuple[str, ...] = ("T12",)
+#: Castellvi types realised per side of a transitional lowest lumbar vertebra
+CASTELLVI_SIDE_TYPES: tuple[str, ...] = ("I", "II", "III")
+#: named anatomical variants of :func:`sample_params` (see :data:`VARIANTS`)
+VARIANTS: dict[str, str] = {
+    "whole_lumbar": "T12 (with ribs), L1-L5 and the sacrum; normal lumbosacral junction",
+    "L6": "T12 (with ribs), six lumbar vertebrae L1-L6 and the sacrum (supernumerary lumbar vertebra)",
+    "lumbarised_S1": "T12 (with ribs), L1-L5 and a lumbarised S1 (mobile, labelled L6 as in VerSe) above a "
+    "rudimentary disc and the rest of the sacrum",
+    "castellvi_Ia": "T12 (with ribs), L1-L5, S1; one dysplastic L5 transverse process (>= 19 mm high)",
+    "castellvi_Ib": "as castellvi_Ia on both sides",
+    "castellvi_IIa": "one enlarged L5 transverse process forming a pseudo-joint with the sacrum",
+    "castellvi_IIb": "as castellvi_IIa on both sides",
+    "castellvi_IIIa": "one L5 transverse process fused with the sacrum",
+    "castellvi_IIIb": "as castellvi_IIIa on both sides",
+    "castellvi_IV": "pseudo-joint (II) on one side, bony fusion (III) on the other",
+}
 
 
 @dataclass
@@ -343,6 +384,63 @@ class HUParams:
 
 
 @dataclass
+class TransitionalParams:
+    """Transitional lumbosacral anatomy of one case (opt-in; ``None`` in :class:`PhantomParams` by default).
+
+    The transitional vertebra is the lowest lumbar vertebra modelled (``lumbar_levels[-1]``).
+
+    Attributes:
+        castellvi: per side (``"left"``/``"right"``) the Castellvi type realised on that side: ``"I"``
+            (dysplastic transverse process, craniocaudal height >= 19 mm, no contact with the sacrum),
+            ``"II"`` (enlarged transverse process forming a pseudo-joint with a boss of the sacral ala,
+            ``joint_gap_mm`` apart) or ``"III"`` (the process fused with the sacrum). A side not listed is
+            normal. The case's type follows (:func:`castellvi_type`): ``Ia``/``Ib`` ... ``IV``.
+        tp_height_mm: per side with type I, the craniocaudal height of the dysplastic transverse process
+            (21..27 when sampled; its lateral part beyond the pedicle hangs down this far from the top of
+            the process).
+        joint_gap_mm: gap of a type II pseudo-joint between the process and the sacral boss, 3..4 mm.
+        fusion_overlap_mm: how far a type III process and the sacral boss interpenetrate, 1.5..3 mm.
+        lumbarised_s1: the lowest lumbar-type vertebra (``L6`` in the label map, VerSe 25) is a lumbarised
+            first sacral segment: it sits on a rudimentary disc (``discs["L6-S1"]``, 4..5.5 mm) above the
+            rest of the sacrum (S2 downward, still labelled ``S1``, scaled by 0.9).
+    """
+
+    castellvi: dict[str, str] = field(default_factory=dict)
+    tp_height_mm: dict[str, float] = field(default_factory=dict)
+    joint_gap_mm: float = 3.5
+    fusion_overlap_mm: float = 2.0
+    lumbarised_s1: bool = False
+
+
+def castellvi_type(sides: dict[str, str]) -> str:
+    """The Castellvi type of a lumbosacral transitional vertebra from its per-side types.
+
+    ``{"left": "II", "right": "III"}`` -> ``"IV"``; the same type on both sides -> ``"<type>b"``; one side
+    (or a lower type on the other side) -> ``"<type>a"``; no side -> ``"0"`` (not transitional).
+
+    Raises:
+        InputError: a side type other than ``"0"``, ``"I"``, ``"II"``, ``"III"``.
+    """
+    types = {}
+    for side, t in sides.items():
+        t = str(t)
+        if t not in ("0", "", *CASTELLVI_SIDE_TYPES):
+            raise InputError(
+                f"Castellvi side type {t!r} ({side}) is not one of I, II, III.", "use 'I', 'II' or 'III'"
+            )
+        if t not in ("0", ""):
+            types[side] = t
+    if not types:
+        return "0"
+    values = set(types.values())
+    if {"II", "III"} <= values:
+        return "IV"
+    top = max(values, key=CASTELLVI_SIDE_TYPES.index)
+    both = len(types) == 2 and all(t == top for t in types.values())
+    return f"{top}{'b' if both else 'a'}"
+
+
+@dataclass
 class PhantomParams:
     """Every generative parameter of one CT phantom case.
 
@@ -377,6 +475,11 @@ class PhantomParams:
             scale is always modelled from the signed distances).
         hu: :class:`HUParams`.
         dtype: ``"int16"`` (default) or ``"float32"`` for the CT image.
+        thoracic_levels: thoracic vertebrae modelled above L1 (``()`` by default; ``("T12",)`` adds T12
+            with a pair of unlabelled ribs, so the last rib-bearing vertebra is in the model; needs
+            ``lumbar_levels`` to start at L1).
+        transitional: :class:`TransitionalParams` (``None``: normal lumbosacral junction).
+        variant: name of the :data:`VARIANTS` entry the parameters were sampled for (``None``: default).
     """
 
     lumbar_levels: tuple[str, ...]
@@ -404,12 +507,15 @@ class PhantomParams:
     blur_mm: float = 0.4
     hu: HUParams = field(default_factory=HUParams)
     dtype: str = "int16"
+    thoracic_levels: tuple[str, ...] = ()
+    transitional: TransitionalParams | None = None
+    variant: str | None = None
 
     # ------------------------------------------------------------------ derived names
     @property
     def levels(self) -> tuple[str, ...]:
         """All modelled vertebrae, cranial to caudal, ending with ``"S1"``."""
-        return (*self.lumbar_levels, "S1")
+        return (*self.thoracic_levels, *self.lumbar_levels, "S1")
 
     @property
     def disc_levels(self) -> tuple[str, ...]:
@@ -424,8 +530,16 @@ class PhantomParams:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dictionary (tuples become lists)."""
-        return _to_jsonable(dataclasses.asdict(self))
+        """JSON-serialisable dictionary (tuples become lists).
+
+        The opt-in fields ``thoracic_levels``, ``transitional`` and ``variant`` are left out while they hold
+        their defaults, so the dictionary of a default case is the same as before they existed.
+        """
+        out = _to_jsonable(dataclasses.asdict(self))
+        for key in _OPT_IN_FIELDS:
+            if out.get(key) in (None, [], ()):
+                out.pop(key, None)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PhantomParams:
@@ -439,6 +553,9 @@ class PhantomParams:
         d["herniations"] = tuple(Herniation(**h) for h in d.get("herniations", ()))
         d["stenoses"] = tuple(Stenosis(**s) for s in d.get("stenoses", ()))
         d["hu"] = HUParams(**d.get("hu", {}))
+        d["thoracic_levels"] = tuple(d.get("thoracic_levels") or ())
+        if d.get("transitional") is not None:
+            d["transitional"] = TransitionalParams(**d["transitional"])
         for key in (
             "pose_rotation_deg",
             "pose_translation_mm",
@@ -456,6 +573,9 @@ class PhantomParams:
         out = _apply_overrides(dataclasses.replace(self), changes)
         validate_params(out)
         return out
+
+
+_OPT_IN_FIELDS = ("thoracic_levels", "transitional", "variant")
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -491,6 +611,20 @@ def _check_lumbar_levels(levels: Any) -> tuple[str, ...]:
         raise InputError(
             f"lumbar_levels {levels!r} must end at L5 (or L6), the vertebra above the sacrum.",
             "end the list with 'L5' (or 'L6' for a sixth lumbar vertebra)",
+        )
+    return levels
+
+
+def _check_thoracic_levels(levels: Any, lumbar: tuple[str, ...]) -> tuple[str, ...]:
+    levels = tuple(str(v) for v in (levels or ()))
+    if not levels:
+        return ()
+    if levels != THORACIC_LEVELS[-len(levels) :] or len(levels) > len(THORACIC_LEVELS):
+        raise InputError(f"thoracic_levels {levels!r} is not supported.", f"use () or {THORACIC_LEVELS!r}")
+    if lumbar[0] != "L1":
+        raise InputError(
+            f"thoracic_levels {levels!r} needs lumbar_levels starting at L1 (got {lumbar!r}).",
+            "start lumbar_levels at 'L1' when T12 is modelled",
         )
     return levels
 
@@ -534,18 +668,25 @@ def sample_params(seed: int, **overrides: Any) -> PhantomParams:
         **overrides: replace sampled values, by :class:`PhantomParams` field name. Fields holding
             per-level tables (``vertebrae``, ``discs``, ``foramina``, ``roots``) accept either full
             objects or partial updates, e.g. ``foramina={"L5-S1/left": {"height_mm": 22}}``;
-            ``hu`` accepts a :class:`HUParams` or a dict of its fields. ``lumbar_levels`` changes which
-            levels are sampled.
+            ``hu`` accepts a :class:`HUParams` or a dict of its fields. ``lumbar_levels`` (and
+            ``thoracic_levels``) change which levels are sampled. ``variant`` (a :data:`VARIANTS` name)
+            samples a whole lumbar spine with T12 and its ribs, with six lumbar vertebrae, a lumbarised S1
+            or a Castellvi type; its extra draws come from a separate random stream. Without ``variant``
+            and these level overrides the parameters are exactly those of earlier versions.
 
     Raises:
         InputError: unknown override names, levels or values outside their validity limits.
     """
     if int(seed) < 0:
         raise InputError(f"seed {seed} is negative.", "use a seed >= 0")
+    variant = overrides.pop("variant", None)
+    if variant is not None:
+        overrides = {**_variant_levels(variant), **overrides}
     rng = np.random.default_rng([int(seed), 0x5EED])
     levels = _check_lumbar_levels(overrides.get("lumbar_levels", DEFAULT_LUMBAR_LEVELS))
+    thoracic = _check_thoracic_levels(overrides.get("thoracic_levels", ()), levels)
     scale = float(np.clip(rng.normal(1.0, 0.06), 0.88, 1.12))
-    all_levels = (*levels, "S1")
+    all_levels = (*thoracic, *levels, "S1")
     vertebrae = {lv: _sample_vertebra(rng, lv, scale) for lv in all_levels}
     discs: dict[str, DiscParams] = {}
     foramina: dict[str, ForamenParams] = {}
@@ -621,9 +762,70 @@ def sample_params(seed: int, **overrides: Any) -> PhantomParams:
         blur_mm=float(rng.uniform(0.25, 0.7)),
         hu=hu,
     )
-    out = _apply_overrides(params, {k: v for k, v in overrides.items() if k != "lumbar_levels"})
+    if thoracic:
+        params = dataclasses.replace(params, thoracic_levels=thoracic)
+    if variant is not None:
+        params = _sample_variant(params, variant, int(seed))
+    out = _apply_overrides(
+        params, {k: v for k, v in overrides.items() if k not in ("lumbar_levels", "thoracic_levels")}
+    )
     validate_params(out)
     return _achievable_foraminal_heights(out, overrides.get("foramina", {}))
+
+
+def _variant_levels(variant: str) -> dict[str, Any]:
+    """Level overrides of a named variant (see :data:`VARIANTS`)."""
+    if variant not in VARIANTS:
+        raise InputError(
+            f"Unknown phantom variant {variant!r}.", f"use one of: {', '.join(VARIANTS)} (or no variant)"
+        )
+    lumbar = ("L1", "L2", "L3", "L4", "L5", "L6") if variant in ("L6", "lumbarised_S1") else None
+    out: dict[str, Any] = {"thoracic_levels": THORACIC_LEVELS}
+    out["lumbar_levels"] = lumbar or ("L1", "L2", "L3", "L4", "L5")
+    return out
+
+
+def _sample_variant(params: PhantomParams, variant: str, seed: int) -> PhantomParams:
+    """Apply a named variant's transitional anatomy, drawn from its own random stream.
+
+    The variant's draws use a separate generator (seeded with the case seed), so they never shift the
+    draws of the other parameters.
+    """
+    rng = np.random.default_rng([seed, 0x7A51])
+    # the sampled lordosis is that of L3-S1; a longer lumbar spine carries more (the upper discs' shares)
+    n_discs = len(params.disc_levels)
+    lordosis = params.lordosis_deg * sum(_LORDOSIS_SHARES[:n_discs]) / sum(_LORDOSIS_SHARES[:3])
+    changes: dict[str, Any] = {"variant": variant, "lordosis_deg": float(lordosis)}
+    if variant == "lumbarised_S1":
+        s1 = params.vertebrae["S1"]
+        vertebrae = dict(params.vertebrae)
+        vertebrae["S1"] = dataclasses.replace(
+            s1,
+            body_width_mm=0.9 * s1.body_width_mm,
+            body_depth_mm=0.9 * s1.body_depth_mm,
+            body_height_mm=0.9 * s1.body_height_mm,
+            ala_width_mm=0.9 * s1.ala_width_mm,
+        )
+        discs = dict(params.discs)
+        discs["L6-S1"] = DiscParams(height_mm=float(rng.uniform(4.0, 5.5)))
+        changes.update(vertebrae=vertebrae, discs=discs, transitional=TransitionalParams(lumbarised_s1=True))
+    elif variant.startswith("castellvi_"):
+        kind = variant.split("_", 1)[1]
+        first = str(rng.choice(("left", "right")))
+        other = "right" if first == "left" else "left"
+        if kind == "IV":
+            sides = {first: "II", other: "III"}
+        else:
+            t = kind[:-1]
+            sides = {first: t, other: t} if kind.endswith("b") else {first: t}
+        heights = {side: float(rng.uniform(21.0, 27.0)) for side, t in sides.items() if t == "I"}
+        changes["transitional"] = TransitionalParams(
+            castellvi=dict(sorted(sides.items())),
+            tp_height_mm=heights,
+            joint_gap_mm=float(rng.uniform(3.0, 4.0)),
+            fusion_overlap_mm=float(rng.uniform(1.5, 3.0)),
+        )
+    return dataclasses.replace(params, **changes)
 
 
 def _achievable_foraminal_heights(params: PhantomParams, fixed: Any) -> PhantomParams:
@@ -708,12 +910,16 @@ def _apply_overrides(params: PhantomParams, overrides: dict[str, Any]) -> Phanto
                 "fov_center_body_mm",
                 "fov_levels",
                 "lumbar_levels",
+                "thoracic_levels",
             )
             and value is not None
         ):
             changes[key] = tuple(
-                float(v) if key != "fov_levels" and key != "lumbar_levels" else str(v) for v in value
+                str(v) if key in ("fov_levels", "lumbar_levels", "thoracic_levels") else float(v)
+                for v in value
             )
+        elif key == "transitional" and isinstance(value, dict):
+            changes[key] = TransitionalParams(**value)
         else:
             changes[key] = value
     return dataclasses.replace(params, **changes)
@@ -730,6 +936,27 @@ def _range(name: str, value: float, lo: float, hi: float) -> None:
 def validate_params(p: PhantomParams) -> None:
     """Raise :class:`InputError` naming the first parameter that is missing or out of its limits."""
     _check_lumbar_levels(p.lumbar_levels)
+    _check_thoracic_levels(p.thoracic_levels, p.lumbar_levels)
+    if p.transitional is not None:
+        tr = p.transitional
+        for side, t in tr.castellvi.items():
+            if side not in SIDES or t not in CASTELLVI_SIDE_TYPES:
+                raise InputError(
+                    f"transitional.castellvi {dict(tr.castellvi)!r} is not side -> type.",
+                    "use e.g. {'left': 'II', 'right': 'III'} with sides left/right and types I, II, III",
+                )
+            if t == "I":
+                _range(
+                    f"transitional.tp_height_mm[{side}]", tr.tp_height_mm.get(side, float("nan")), 19.5, 32.0
+                )
+        _range("transitional.joint_gap_mm", tr.joint_gap_mm, 1.0, 8.0)
+        _range("transitional.fusion_overlap_mm", tr.fusion_overlap_mm, 0.5, 5.0)
+        if tr.lumbarised_s1 and p.lumbar_levels[-1] != "L6":
+            raise InputError(
+                "A lumbarised S1 is modelled as the sixth lumbar-type vertebra, but lumbar_levels does not "
+                f"end with L6 ({p.lumbar_levels!r}).",
+                "use variant='lumbarised_S1', or lumbar_levels ending with 'L6'",
+            )
     for lv in p.levels:
         if lv not in p.vertebrae:
             raise InputError(f"No vertebra parameters for {lv}.", "sample the parameters with sample_params")
