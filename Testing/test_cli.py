@@ -97,6 +97,7 @@ def test_demo_writes_volume_labels_segmentation_and_picture(tmp_path, capsys):
     rows = (planning / "measurements.tsv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 * 2  # header + 2 levels x 2 sides x 2 triangles
     assert "L5-S1 left:" in printed and "needle (" in printed
+    assert "numbered from the sacrum" in printed and "Castellvi type" in printed
     markups = json.loads((planning / "planning.mrk.json").read_text())
     assert markups["markups"]
     from spineai.demo import _installed

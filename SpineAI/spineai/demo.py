@@ -188,6 +188,28 @@ def _axial_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], di
     ], files
 
 
+def _levels_lines(labels: Any, ct: Any, source: str) -> list[str]:
+    """Vertebra numbering from the sacrum with confidence and the transitional assessment (never silent)."""
+    from .errors import InputError
+    from .levels import label_levels
+
+    try:
+        result = label_levels(labels, ct=ct)
+    except InputError as exc:
+        return [f"Level labelling of the {source}: not possible ({exc})"]
+    names = ", ".join(f"{v.name} {v.confidence:.2f}" for v in result.vertebrae)
+    castellvi = result.transitional.get("castellvi_type")
+    lines = [
+        f"Levels of the {source}, numbered from the {result.anchor.get('method', 'sacrum')} (confidence): {names}",
+        f"  lumbosacral junction: Castellvi type {castellvi if castellvi is not None else 'not assessable'}"
+        + (f" ({result.transitional['kind']})" if result.transitional.get("kind") else ""),
+    ]
+    flagged = [f"{v.name}: {', '.join(v.flags)}" for v in result.vertebrae if v.flags]
+    lines += [f"  flagged: {'; '.join(flagged)}"] if flagged else []
+    lines += [f"  warning: {w}" for w in result.warnings]
+    return lines
+
+
 def run_demo(
     out: str | os.PathLike | None = None,
     seed: int = 7,
@@ -254,6 +276,8 @@ def run_demo(
             "CT segmentation skipped: the shipped CT model 'spinect_ct_demo' is not installed "
             "(train it with 'python benchmarks/train_demo_segmentation.py --install').",
         ]
+
+    summary.lines += [""] + _levels_lines(labels, case.image, source)
 
     from .planning.case import plan_case, write_case_outputs
 
