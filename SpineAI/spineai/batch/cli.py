@@ -14,12 +14,12 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..cli_support import EXPECTED_ERRORS as _EXPECTED
 from ..errors import SpineAIError
 
 __all__ = ["add_batch_parser"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
-_EXPECTED = (SpineAIError, FileExistsError, FileNotFoundError, ValueError, PermissionError)
 #: exit code when the run finished but some cases failed
 EXIT_SOME_FAILED = 3
 

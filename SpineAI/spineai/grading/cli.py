@@ -15,32 +15,15 @@ stderr otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import SpineAIError
+from ..cli_support import guarded as _guarded
 from .tasks import TASK_KEYS
 
 __all__ = ["add_evaluate_parser", "add_grade_parser", "add_train_parser"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
-_EXPECTED = (SpineAIError, FileExistsError, FileNotFoundError, ValueError, PermissionError)
-
-
-def _guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def func(args: argparse.Namespace) -> int:
-        try:
-            return int(run(args) or 0)
-        except _EXPECTED as exc:
-            if getattr(args, "debug", False) or os.environ.get("SPINEAI_DEBUG"):
-                traceback.print_exc()
-            print(f"spineai {command}: error: {exc}", file=sys.stderr)
-            return 1
-
-    return func
 
 
 def _gradings(text: str) -> list[str]:

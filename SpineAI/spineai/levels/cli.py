@@ -8,31 +8,12 @@ without ``--overwrite``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import SpineAIError
+from ..cli_support import guarded as _guarded
 
 _RAW = argparse.RawDescriptionHelpFormatter
-_EXPECTED = (SpineAIError, FileExistsError, FileNotFoundError, ValueError, PermissionError)
-
-
-def _guarded(command: str, run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command: expected errors become one paragraph on stderr and exit code 1."""
-
-    def func(args: argparse.Namespace) -> int:
-        try:
-            return int(run(args) or 0)
-        except _EXPECTED as exc:
-            if getattr(args, "debug", False) or os.environ.get("SPINEAI_DEBUG"):
-                traceback.print_exc()
-            print(f"spineai {command}: error: {exc}", file=sys.stderr)
-            return 1
-
-    return func
 
 
 def _read_labels(path: Path, convention: str | None):

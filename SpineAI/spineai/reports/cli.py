@@ -12,11 +12,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..errors import SpineAIError
+from ..cli_support import EXPECTED_ERRORS as _EXPECTED
 
 __all__ = ["add_report_parser"]
-
-_EXPECTED = (SpineAIError, FileExistsError, FileNotFoundError, ValueError, PermissionError)
 
 
 def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
