@@ -182,11 +182,15 @@ def test_run_case_uses_a_given_segmentation_instead_of_segmenting(phantom, tmp_p
         images=False,
         on_step=steps_seen.append,
     )
-    assert case.steps == ["measure", "plan"] and case.steps_done == ["measure", "plan"] == steps_seen
+    # by default the levels are numbered first (segment is skipped: a segmentation was given)
+    assert case.steps == ["levels", "measure", "plan"] and case.steps_done == case.steps == steps_seen
     assert case.segmentation is None and case.segmentation_source == "given"
     assert (tmp_path / "case" / "planning" / "measurements.tsv").is_file()
+    assert (tmp_path / "case" / "levels" / "levels.json").is_file()
     saved = json.loads((tmp_path / "case" / "case.json").read_text())
-    assert saved["steps_done"] == ["measure", "plan"]
+    assert (
+        saved["steps_done"] == ["levels", "measure", "plan"] and saved["levels"]["format"] == "spineai-levels"
+    )
     assert saved["triangles"]["triangles"][0]["area_mm2"] == pytest.approx(
         case.triangles.triangles[0].area_mm2
     )

@@ -104,6 +104,11 @@ def test_one_corrupt_case_fails_alone_and_the_tables_hold_the_rest(serial_run, c
     rows = read_rows(out / "results.tsv")
     assert len(rows) == GOOD_CASES * 8  # 2 levels x 2 sides x 2 triangles per case
     assert {r["case_id"] for r in rows} == {f"case_{i}" for i in range(GOOD_CASES)}
+    # the level columns are there, empty: this run did not number the levels
+    assert all(
+        r[c] == "" for r in rows for c in ("level_confidence", "level_trusted", "levels_flagged", "castellvi")
+    )
+    assert not (out / "levels.tsv").exists()
     assert rows[0]["site"] == "site0" and "truth_area_mm2" in rows[0]
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) >= GOOD_CASES * 4
@@ -360,3 +365,138 @@ def test_segment_step_with_site_weights_scores_against_the_reference(tmp_path):
     assert cases["syn0"]["segmentation_source"] == "model"
     assert float(cases["syn0"]["dice_bone"]) == pytest.approx(scores["bone"]["dice"], abs=1e-4)
     assert read_rows(out / "results.tsv") == []  # no triangles without the measure step
+
+
+# ------------------------------------------------------------------------------------------- levels
+def test_levels_step_puts_the_numbering_on_every_triangle_row(cohort, tmp_path, capsys):
+    """The levels step (``--steps levels,measure``) over a normal phantom and a Castellvi IV phantom."""
+    from spineai.phantom import generate_ct_phantom, write_phantom_case
+
+    transitional = write_phantom_case(
+        generate_ct_phantom(5, variant="castellvi_IV", spacing_mm=2.0, progress=False), tmp_path / "tv"
+    )
+    manifest = tmp_path / "levels.csv"
+    manifest.write_text(
+        "case_id,image,segmentation,site\n"
+        f"normal,{cohort.parent / 'case_0' / 'ct.nii.gz'},{cohort.parent / 'case_0' / 'labels.nii.gz'},A\n"
+        f"tv,{transitional['ct']},{transitional['labels']},B\n"
+    )
+    argv = ["batch", "--input", str(manifest), "--out", str(tmp_path / "out"), "--steps", "levels,measure"]
+    assert cli.main([*argv, "--no-images", "--no-report"]) == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    rows = read_rows(out / "results.tsv")
+    assert len(rows) == 16 and list(rows[0])[-4:] == [
+        "level_confidence",
+        "level_trusted",
+        "levels_flagged",
+        "castellvi",
+    ]
+    for r in rows:
+        assert len(r["level_confidence"]) == 5 and 0.0 < float(r["level_confidence"]) <= 1.0  # 3 decimals
+        assert r["level_trusted"] == ("yes" if float(r["level_confidence"]) >= 0.8 else "no")
+    normal = [r for r in rows if r["case_id"] == "normal"]
+    tv = [r for r in rows if r["case_id"] == "tv"]
+    assert {(r["levels_flagged"], r["castellvi"]) for r in normal} == {("no", "")}
+    assert {(r["levels_flagged"], r["castellvi"]) for r in tv} == {("yes", "IV")}  # transitional: flagged
+    # the confidence is the lower of the two vertebrae's (levels.tsv)
+    vertebrae = read_rows(out / "levels.tsv")
+    conf = {(v["case_id"], v["name"]): float(v["confidence"]) for v in vertebrae}
+    for r in rows:
+        upper, lower = r["level"].split("-")
+        assert float(r["level_confidence"]) == pytest.approx(
+            min(conf[(r["case_id"], upper)], conf[(r["case_id"], lower)])
+        )
+    assert [v["name"] for v in vertebrae if v["case_id"] == "tv"][-3:] == ["L4", "L5", "S1"]
+    assert {v["site"] for v in vertebrae if v["case_id"] == "normal"} == {"A"}
+    assert [v["castellvi_left"] for v in vertebrae if (v["case_id"], v["name"]) == ("tv", "L5")] != [""]
+    cases = {c["case_id"]: c for c in read_rows(out / "cases.tsv")}
+    assert cases["tv"]["levels_flagged"] == "yes" and cases["tv"]["castellvi"] == "IV"
+    assert cases["tv"]["levels_anchor"] == "both" and cases["normal"]["steps_done"] == "levels,measure"
+    assert (out / "cases" / "tv" / "levels" / "levels.json").is_file()
+
+
+def test_records_written_before_the_level_columns_are_still_read(cohort, tmp_path):
+    from spineai.batch import read_cohort
+    from spineai.batch.record import write_record
+
+    manifest = first_cases(cohort, tmp_path / "two.csv", 2)
+    out = tmp_path / "out"
+    run_batch(manifest, out, **FAST)
+    # the inputs' fingerprint of a case without the later columns is the one earlier versions wrote
+    import hashlib
+
+    for case in read_cohort(manifest).cases:
+        h = hashlib.sha256()
+        for column in ("image", "segmentation", "mri", "reference", "truth"):
+            value = getattr(case, column)
+            h.update(f"{column}\0{value}\0".encode())
+            if value is not None:
+                st = value.stat()
+                h.update(f"{value.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        assert case.fingerprint() == h.hexdigest()
+    # a record as earlier versions wrote it: no level columns, no per-case numbering values
+    for cid in ("case_0", "case_1"):
+        rec = read_record(out / "cases" / cid)
+        for row in rec["results"]["triangles"]:
+            for key in ("level_confidence", "level_trusted", "levels_flagged", "castellvi"):
+                del row[key]
+        rec["results"]["case"].pop("checks_flagged", None)
+        write_record(out / "cases" / cid, rec)
+    summary = run_batch(manifest, out, **FAST)
+    assert (summary.skipped, summary.ran, summary.done) == (2, 0, 2)
+    rows = read_rows(out / "results.tsv")
+    assert len(rows) == 16 and all(r["levels_flagged"] == "" and r["level_confidence"] == "" for r in rows)
+    assert all(r["area_mm2"] != "" for r in rows if r["status"] == "ok")
+
+
+# ----------------------------------------------------------------------------- axial and radiograph
+def test_axial_and_radiograph_columns_give_their_own_tables(tmp_path, monkeypatch):
+    from test_api_models import radiograph_picture, tiny_radiograph_weights
+
+    from spineai.grading.axial.phantom import generate_axial_t2, write_axial_case
+
+    axial = write_axial_case(generate_axial_t2(7), tmp_path / "axial")["image"]
+    picture = radiograph_picture(tmp_path)
+    weights = tiny_radiograph_weights(tmp_path)
+    manifest = tmp_path / "mri.csv"
+    manifest.write_text(f"case_id,image,axial,radiograph,age\np1,{axial},{axial},{picture},61\n")
+    steps = ("grade-axial", "stenosis", "radiograph")
+    summary = run_batch(
+        manifest, tmp_path / "out", steps=steps, radiograph_weights=weights, report=False, progress=False
+    )
+    assert (summary.done, summary.failed) == (1, 0), summary.failures
+    out = tmp_path / "out"
+    axial_rows = read_rows(out / "grading_axial.tsv")
+    assert [r["grading"] for r in axial_rows] == ["ldh", "lccs", "lnrc"] and axial_rows[0]["age"] == "61"
+    regions = read_rows(out / "stenosis.tsv")
+    assert [r["region"] for r in regions][0] == "central_canal" and len(regions) == 5
+    assert float(regions[0]["box_x1_mm"]) > float(regions[0]["box_x0_mm"])
+    levels = read_rows(out / "radiograph.tsv")
+    assert [r["level"] for r in levels] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    case = json.loads((out / "cases" / "p1" / "case.json").read_text())
+    assert [float(r["probability"]) for r in levels] == pytest.approx(
+        [lv["probability"] for lv in case["radiograph"]["levels"]], abs=1e-4
+    )
+    row = read_rows(out / "cases.tsv")[0]
+    assert row["axial_ldh"] == str(case["axial"]["gradings"][0]["grade"])
+    assert row["radiograph_positive_levels"] == ",".join(
+        lv["level"] for lv in case["radiograph"]["levels"] if lv["herniation"]
+    )
+    # the columns a run needs are checked before it starts
+    bare = tmp_path / "bare.csv"
+    bare.write_text(f"case_id,image,axial\np1,{axial},{axial}\n")
+    with pytest.raises(InputError, match="names no 'radiograph'"):
+        run_batch(
+            bare,
+            tmp_path / "o1",
+            steps=("stenosis", "radiograph"),
+            radiograph_weights=weights,
+            progress=False,
+        )
+    from spineai import weights as weights_module
+
+    monkeypatch.setattr(weights_module, "MODELS_DIR", tmp_path / "no_models")
+    (tmp_path / "no_models").mkdir()
+    with pytest.raises(InputError, match="No radiograph model is installed"):
+        run_batch(manifest, tmp_path / "o2", steps=("radiograph",), progress=False)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

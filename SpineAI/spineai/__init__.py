@@ -5,8 +5,9 @@ One call per capability (see :mod:`spineai.api`, loaded on first use so ``import
     import spineai
     seg = spineai.segment("ct.nii.gz", "seg-out")
     plan = spineai.plan_injection(seg.labels, "ct.nii.gz", "plan-out")
-    case = spineai.run_case("ct.nii.gz", "case-out")
-    cohort = spineai.run_batch("manifest.csv", "cohort-out", steps=("measure", "plan"))
+    case = spineai.run_case("ct.nii.gz", "case-out")          # segment, levels, measure, plan
+    axial = spineai.grade_axial("l45_axial.nii.gz", "axial-out")
+    cohort = spineai.run_batch("manifest.csv", "cohort-out", steps=("levels", "measure", "plan"))
 
 Research use only; not for clinical decisions.
 """
@@ -25,6 +26,9 @@ _LAZY = {
     "plan_injection": "spineai.api",
     "grade_sagittal": "spineai.api",
     "predict_outcome": "spineai.api",
+    "grade_axial": "spineai.api",
+    "grade_stenosis": "spineai.api",
+    "read_radiograph": "spineai.api",
     "run_case": "spineai.api",
     "load_image": "spineai.api",
     "load_segmentation": "spineai.api",

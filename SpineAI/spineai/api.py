@@ -21,9 +21,16 @@ none is given. All coordinates are LPS (mm), areas mm2, angles degrees (see ``do
 
 Each function returns a dataclass with ``to_dict()`` / ``to_json()``; given ``output`` (a folder, new or
 empty unless ``overwrite=True``) it also writes the same files as the matching ``spineai`` command.
-Adding a capability (axial grading, radiograph reading) means one function here that wraps its engine
-module and returns a :class:`Result` subclass; naming it in :data:`CASE_STEPS` with one branch in
-:func:`run_case` makes it a step of cohort runs (``spineai batch --steps``) too.
+
+Input checks (:mod:`spineai.checks`) run on their own: :func:`segment` refuses a CT that is not in
+Hounsfield units before the model runs, reads a DICOM folder onto a regular grid (gantry tilt, uneven
+slices) and checks the orientation of its result; :func:`measure_triangles` / :func:`plan_injection`
+check the orientation and the field of view of the levels asked. What they found is in each result's
+``checks`` (``CheckResult.to_dict()``); what needs attention is also in its ``warnings``.
+
+Adding a capability means one function here that wraps its engine module and returns a :class:`Result`
+subclass; naming it in :data:`CASE_STEPS` with one branch in :func:`run_case` makes it a step of cohort
+runs (``spineai batch --steps``) too.
 
 Research use only; not for clinical decisions.
 """
@@ -47,28 +54,67 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CASE_STEPS",
+    "DEFAULT_STEPS",
+    "AxialGrade",
+    "AxialGradeOutput",
     "CaseOutput",
     "GradeOutput",
     "MeasureOutput",
     "OutcomeOutput",
+    "RadiographLevel",
+    "RadiographOutput",
     "Result",
     "SegmentOutput",
+    "StenosisOutput",
+    "StenosisRegion",
     "TriangleRow",
+    "grade_axial",
     "grade_sagittal",
+    "grade_stenosis",
     "load_image",
     "load_segmentation",
     "measure_triangles",
     "plan_injection",
     "predict_outcome",
+    "read_radiograph",
     "run_case",
     "segment",
 ]
 
 #: steps :func:`run_case` knows, in the order they run
-CASE_STEPS: tuple[str, ...] = ("segment", "measure", "plan", "grade-sagittal", "outcome")
-#: steps that read the CT (the others read the sagittal T2 MRI)
-CT_STEPS: tuple[str, ...] = ("segment", "measure", "plan")
+CASE_STEPS: tuple[str, ...] = (
+    "segment",
+    "levels",
+    "measure",
+    "plan",
+    "grade-sagittal",
+    "outcome",
+    "grade-axial",
+    "stenosis",
+    "radiograph",
+)
+#: steps run when none are named: segment, number the levels, measure and plan
+DEFAULT_STEPS: tuple[str, ...] = ("segment", "levels", "measure", "plan")
+#: steps that read the CT or its segmentation
+CT_STEPS: tuple[str, ...] = ("segment", "levels", "measure", "plan")
+#: steps that read the sagittal T2 MRI (``mri=``)
 MRI_STEPS: tuple[str, ...] = ("grade-sagittal", "outcome")
+#: steps that read an axial T2 MRI slice or series (``axial=``)
+AXIAL_STEPS: tuple[str, ...] = ("grade-axial", "stenosis")
+#: steps that read a plain radiograph (``radiograph=``)
+RADIOGRAPH_STEPS: tuple[str, ...] = ("radiograph",)
+#: the input (argument of :func:`run_case`, column of a batch manifest) each non-CT step reads
+STEP_INPUTS: dict[str, str] = {
+    **{s: "mri" for s in MRI_STEPS},
+    **{s: "axial" for s in AXIAL_STEPS},
+    **{s: "radiograph" for s in RADIOGRAPH_STEPS},
+}
+#: what each of those inputs is, for messages
+INPUT_TITLES: dict[str, str] = {
+    "mri": "a sagittal T2 MRI",
+    "axial": "an axial T2 MRI slice or series",
+    "radiograph": "a lumbar radiograph",
+}
 DEFAULT_LEVELS: tuple[str, ...] = ("L4-L5", "L5-S1")
 DEFAULT_SIDES: tuple[str, ...] = ("left", "right")
 #: dataclass field metadata marking values left out of ``to_dict`` (images, engine objects)
@@ -134,12 +180,15 @@ class SegmentOutput(Result):
     Attributes:
         structures: canonical names of the structures found (>= 100 mm3), cranial to caudal.
         volumes_mm3: volume of each found structure (mm3).
-        warnings: plain-words warnings (e.g. S1 not in the field of view).
+        warnings: plain-words warnings (the input checks' first: an orientation that contradicts the
+            anatomy, a resampled DICOM series; then the engine's, e.g. S1 not in the field of view).
         model: name, version, weights file and SHA-256 of the model used.
         mode: ``"fast"`` or ``"paper"`` (the paper's non-overlapping summed-probability windows).
         timings_s: seconds per step.
         output_dir: folder the files were written to (``None`` when nothing was written).
         files: name -> path of every file written.
+        checks: the input checks run (:meth:`spineai.checks.CheckResult.to_dict`): ``slice_geometry`` (a
+            DICOM folder), ``hounsfield`` (before the model), ``orientation`` (of the result).
         labels: canonical label map (uint8) on the input's own grid, LPS (not in ``to_dict``).
         engine: the engine's :class:`~spineai.segmentation.inference.SegmentationResult` (not in ``to_dict``).
     """
@@ -152,6 +201,7 @@ class SegmentOutput(Result):
     timings_s: dict[str, float]
     output_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     labels: sitk.Image | None = field(default=None, repr=False, metadata=_NOT_JSON)
     engine: Any = field(default=None, repr=False, metadata=_NOT_JSON)
 
@@ -224,9 +274,13 @@ class MeasureOutput(Result):
         view: the view the windows were measured under (``"standard 25 deg oblique"``, ``"best (searched)"``
             or ``"oblique X, tilt Y"``).
         triangles: one :class:`TriangleRow` per level, side and triangle.
-        warnings: foramina that could not be measured, and why.
+        warnings: foramina that could not be measured, and why; an orientation that contradicts the
+            anatomy; levels only partly in the field of view (measured, but to be checked).
         skin_source: where the skin for the needle paths came from (CT, or the label map's hull).
         output_dir, files: what was written.
+        checks: the input checks run on the label map (:meth:`spineai.checks.CheckResult.to_dict`):
+            ``orientation`` and ``field_of_view`` (of the levels asked). A failed check is reported with
+            status ``warning`` here: the other levels are measured all the same.
         measurements: the engine's :class:`~spineai.planning.triangles.TriangleMeasurements` (full detail:
             vertices, edges, windows; not in ``to_dict``, see its own ``to_dict``).
     """
@@ -238,6 +292,7 @@ class MeasureOutput(Result):
     skin_source: str = ""
     output_dir: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     measurements: Any = field(default=None, repr=False, metadata=_NOT_JSON)
 
     def get(self, level: str, side: str, triangle: str) -> TriangleRow:
@@ -321,6 +376,204 @@ class OutcomeOutput(Result):
 
 
 @dataclass
+class AxialGrade:
+    """One grading of an axial T2 slice (:func:`grade_axial`).
+
+    Attributes:
+        grading: ``"ldh"`` (disc herniation), ``"lccs"`` (central canal stenosis) or ``"lnrc"`` (nerve-root
+            compromise).
+        title: its name in words.
+        grade: 0..3, the most probable grade; ``grade_name`` its meaning.
+        probabilities: ``{"0": p, "1": p, "2": p, "3": p}`` (sum 1).
+        p_grade_2_or_3: the dichotomous score P(2) + P(3); ``grade_2_or_3``: whether the grade is 2 or 3.
+        gradcam_peak_index: input index ``(x, y[, z])`` of the Grad-CAM maximum (explained gradings only).
+    """
+
+    grading: str
+    title: str
+    grade: int
+    grade_name: str
+    probabilities: dict[str, float]
+    p_grade_2_or_3: float
+    grade_2_or_3: bool
+    gradcam_peak_index: list[float] | None = None
+
+
+@dataclass
+class AxialGradeOutput(Result):
+    """LDH, LCCS and LNRC of one axial T2 slice at a disc level (:func:`grade_axial`).
+
+    Attributes:
+        gradings: one :class:`AxialGrade` per grading (``ldh``, ``lccs``, ``lnrc``).
+        input_kind: ``"picture"``, ``"slice"`` or ``"volume"``; ``input_size``: its size (SimpleITK order).
+        graded_slice: for a volume, the graded axial slice (index along LPS z after reorientation).
+        roi_index: the graded box ``[x0, y0, x1, y1]`` in input pixel indices (x = column), or ``None``.
+        notes: decisions taken on the way (slice choice, crop), in words.
+        model: name, version, SHA-256, weights file and configuration of the grader.
+        gradcam_files: grading -> ``gradcam_<grading>.nii.gz`` written (empty when nothing was written).
+        output_dir, files: what was written.
+        heatmaps: ``{grading: Grad-CAM map on the input's geometry, 0..1}`` (not in ``to_dict``).
+        engine: the engine's :class:`~spineai.grading.axial.AxialGradingResult` (not in ``to_dict``).
+    """
+
+    gradings: list[AxialGrade]
+    input_kind: str
+    input_size: list[int]
+    graded_slice: int | None
+    roi_index: list[float] | None
+    notes: list[str]
+    model: dict[str, Any]
+    gradcam_files: dict[str, Path] = field(default_factory=dict)
+    output_dir: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    heatmaps: dict[str, Any] = field(default_factory=dict, repr=False, metadata=_NOT_JSON)
+    engine: Any = field(default=None, repr=False, metadata=_NOT_JSON)
+
+    def grades(self) -> dict[str, int]:
+        """``{grading: grade}``, e.g. ``{"ldh": 2, "lccs": 1, "lnrc": 0}``."""
+        return {g.grading: g.grade for g in self.gradings}
+
+    def get(self, grading: str) -> AxialGrade:
+        """The :class:`AxialGrade` of ``grading`` (``"ldh"``, ``"lccs"`` or ``"lnrc"``)."""
+        for g in self.gradings:
+            if g.grading == grading:
+                return g
+        raise InputError(
+            f"No grading '{grading}' in this result.", f"ask for one of {', '.join(self.grades())}"
+        )
+
+
+@dataclass
+class StenosisRegion:
+    """One detected and graded region of an axial slice (:func:`grade_stenosis`).
+
+    Attributes:
+        region: ``central_canal``, ``lateral_recess_left``, ``lateral_recess_right``, ``foramen_left``,
+            ``foramen_right`` (left = the patient's left); ``title`` in words.
+        box_index_px: the box ``[x0, y0, x1, y1]`` in **input pixel indices** (x = column, y = row).
+        box_lps_mm: the same box's corners ``[x0, y0, x1, y1]`` in **LPS millimetres** (a picture without
+            geometry: its own pixel grid, 1 mm per pixel).
+        detection_confidence: the detector's peak heat, 0..1.
+        grade: 0 normal, 1 mild, 2 moderate, 3 severe; ``grade_name`` in words.
+        probabilities: ``{"0": p, ..., "3": p}`` (the mean over the test-time crop variants).
+        p_moderate_severe: P(2) + P(3); ``moderate_or_severe``: the dichotomous grading.
+        gradcam_peak_index: input index of the region's Grad-CAM maximum (with Grad-CAM).
+    """
+
+    region: str
+    title: str
+    box_index_px: list[float]
+    box_lps_mm: list[float]
+    detection_confidence: float
+    grade: int
+    grade_name: str
+    probabilities: dict[str, float]
+    p_moderate_severe: float
+    moderate_or_severe: bool
+    gradcam_peak_index: list[float] | None = None
+
+
+@dataclass
+class StenosisOutput(Result):
+    """Central canal, lateral recess and foraminal stenosis of one axial slice (:func:`grade_stenosis`).
+
+    Attributes:
+        regions: the five :class:`StenosisRegion`, central canal first.
+        input_kind, input_size, graded_slice: the input, as in :class:`AxialGradeOutput`.
+        notes: decisions and low-confidence detections, in words.
+        model: name, version, SHA-256 and weights file of the two-stage model.
+        gradcam_file: ``gradcam_stenosis.nii.gz`` when written.
+        output_dir, files: what was written.
+        heatmap: Grad-CAM of every region's grade on the input's geometry, 0..1 (not in ``to_dict``).
+        engine: the engine's :class:`~spineai.grading.stenosis.StenosisResult` (not in ``to_dict``).
+    """
+
+    regions: list[StenosisRegion]
+    input_kind: str
+    input_size: list[int]
+    graded_slice: int | None
+    notes: list[str]
+    model: dict[str, Any]
+    gradcam_file: Path | None = None
+    output_dir: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    heatmap: Any = field(default=None, repr=False, metadata=_NOT_JSON)
+    engine: Any = field(default=None, repr=False, metadata=_NOT_JSON)
+
+    def grades(self) -> dict[str, int]:
+        """``{region: grade}``."""
+        return {r.region: r.grade for r in self.regions}
+
+    def get(self, region: str) -> StenosisRegion:
+        """The :class:`StenosisRegion` named ``region`` (e.g. ``"foramen_left"``)."""
+        for r in self.regions:
+            if r.region == region:
+                return r
+        raise InputError(
+            f"No region '{region}' in this result.", f"ask for one of {', '.join(self.grades())}"
+        )
+
+
+@dataclass
+class RadiographLevel:
+    """One disc level of a radiograph reading (:func:`read_radiograph`).
+
+    Attributes:
+        level: ``"L1-L2"`` .. ``"L5-S1"``.
+        probability: the ensemble's probability of a herniated disc at the level, 0..1.
+        threshold: the model's decision threshold at the level.
+        herniation: the call, ``probability >= threshold``.
+    """
+
+    level: str
+    probability: float
+    threshold: float
+    herniation: bool
+
+
+@dataclass
+class RadiographOutput(Result):
+    """Per-level herniation probabilities from one lumbar radiograph (:func:`read_radiograph`).
+
+    Attributes:
+        levels: one :class:`RadiographLevel` per level, L1-L2 first.
+        gradcam_level: the level the Grad-CAM map explains, or ``None``.
+        age_estimate_years: the model's age estimate (models trained with the age task), else ``None``.
+        age_years: the patient's age as given (``age=``), else ``None``; ``age_error_years``: estimate
+            minus given age (years) when both are known.
+        crop: the lumbar crop (pixels ``x0, y0, x1, y1``) when vertebra boxes were given, else ``None``.
+        warnings: what to check (e.g. a model trained on synthetic radiographs only).
+        model: name, weights, SHA-256, thresholds and training-data statement.
+        input: path, size (pixels), spacing (mm) and reading details of the radiograph.
+        output_dir, files: what was written.
+        heatmap: Grad-CAM on the radiograph's own pixel grid, 0..1 (not in ``to_dict``).
+        engine: the engine's :class:`~spineai.radiograph.predict.RadiographResult` (not in ``to_dict``).
+    """
+
+    levels: list[RadiographLevel]
+    gradcam_level: str | None
+    age_estimate_years: float | None
+    age_years: float | None
+    age_error_years: float | None
+    crop: dict[str, Any] | None
+    warnings: list[str]
+    model: dict[str, Any]
+    input: dict[str, Any]
+    output_dir: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    heatmap: Any = field(default=None, repr=False, metadata=_NOT_JSON)
+    engine: Any = field(default=None, repr=False, metadata=_NOT_JSON)
+
+    def probabilities(self) -> dict[str, float]:
+        """``{level: probability of a herniation}``."""
+        return {lv.level: lv.probability for lv in self.levels}
+
+    def positive_levels(self) -> list[str]:
+        """Levels called positive (probability at or above the threshold), cranial first."""
+        return [lv.level for lv in self.levels if lv.herniation]
+
+
+@dataclass
 class CaseOutput(Result):
     """Everything :func:`run_case` did for one case (also written as ``<output>/case.json``).
 
@@ -329,23 +582,37 @@ class CaseOutput(Result):
         steps: steps requested, in run order.
         steps_done: steps finished (``segment`` is absent when a segmentation was given).
         segmentation_source: ``"model"`` (segmented here), ``"given"`` (``segmentation=`` argument) or ``None``.
-        inputs: the inputs (paths, or ``"in-memory image"``).
-        segmentation, triangles, grades, outcome: each step's result (``None`` when not run).
+        inputs: the inputs (paths, or ``"in-memory <type>"``) and the ``level_override`` given.
+        segmentation: the ``segment`` step's result.
+        levels: the ``levels`` step's numbering, :meth:`spineai.levels.LevelResult.to_dict` (format
+            ``"spineai-levels"``: names, confidence, flags, Castellvi type, evidence), or
+            ``{"flagged": True, "error": "<message>"}`` when the vertebrae could not be numbered (the
+            case then went on with the segmentation's own names); ``None`` when the step did not run.
+        triangles, grades, outcome, axial, stenosis, radiograph: each step's result (``None`` when not run).
+        checks: every input check run, :meth:`spineai.checks.CheckResult.to_dict` with the ``step`` it
+            belongs to (``input``, ``segment``, ``measure``).
         warnings: every step's warnings.
         timings_s: seconds per step and in total.
+        level_result: the :class:`spineai.levels.LevelResult` (relabelled map and all; not in ``to_dict``).
     """
 
     output_dir: Path
     steps: list[str]
     steps_done: list[str]
     segmentation_source: str | None
-    inputs: dict[str, str | None]
+    inputs: dict[str, Any]
     segmentation: SegmentOutput | None = None
+    levels: dict[str, Any] | None = None
     triangles: MeasureOutput | None = None
     grades: GradeOutput | None = None
     outcome: OutcomeOutput | None = None
+    axial: AxialGradeOutput | None = None
+    stenosis: StenosisOutput | None = None
+    radiograph: RadiographOutput | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    level_result: Any = field(default=None, repr=False, metadata=_NOT_JSON)
 
 
 # ============================================================================================= inputs
@@ -515,6 +782,93 @@ def _check_output(output: str | os.PathLike | None, overwrite: bool) -> Path | N
     return out
 
 
+# ====================================================================================== input checks
+#: what leads an orientation warning (it changes sides and angles: it must not be missed)
+ORIENTATION_WARNING = "CHECK THE ORIENTATION"
+
+
+def _load_ct(
+    image: Any,
+    spacing_mm: Any,
+    origin_mm: Any,
+    direction: Any,
+    checks: list[Any],
+) -> sitk.Image:
+    """The CT as an image; a DICOM folder is read onto a regular grid (:func:`spineai.checks.read_dicom_regular`:
+    uneven slices or a gantry tilt are resampled) and its ``slice_geometry`` check appended to ``checks``."""
+    if isinstance(image, (str, os.PathLike)) and Path(image).is_dir():
+        if any(v is not None for v in (spacing_mm, origin_mm, direction)):
+            load_image(image, spacing_mm=spacing_mm, name="CT")  # raises the explanation
+        from .checks import read_dicom_regular
+
+        img, geometry = read_dicom_regular(image, name="CT")
+        checks.append(geometry)
+        return img
+    return load_image(image, spacing_mm=spacing_mm, origin_mm=origin_mm, direction=direction, name="CT")
+
+
+def _as_warning(check: Any) -> Any:
+    """``check`` with status ``warning`` where it was ``error`` (the run goes on; the message stays)."""
+    import dataclasses
+
+    return dataclasses.replace(check, status="warning") if check.status == "error" else check
+
+
+def _orientation_check(labels: Any) -> Any:
+    """:func:`spineai.checks.check_orientation` of a label map, a mismatch reported as a warning."""
+    from .checks import CheckResult, check_orientation
+
+    try:
+        result = check_orientation(labels)
+    except InputError as exc:  # e.g. no vertebra in the map: nothing to check the orientation against
+        return CheckResult("orientation", "warning", f"The orientation could not be checked: {exc.problem}")
+    if result.status == "error":
+        result = _as_warning(result)
+        result.details["contradicts_anatomy"] = True
+    return result
+
+
+def _check_warnings(checks: Sequence[Any]) -> list[str]:
+    """Plain-words warnings of the checks that are not ``ok``; an orientation mismatch first, in capitals."""
+    loud, quiet = [], []
+    for c in checks:
+        if c.status == "ok":
+            continue
+        text = c.message + (f" Fix: {c.fix}" if c.fix else "")
+        if c.name == "orientation" and c.details.get("contradicts_anatomy"):
+            loud.append(f"{ORIENTATION_WARNING}: {text}")
+        else:
+            quiet.append(text)
+    return loud + quiet
+
+
+def _label_checks(labels: Any, levels: Sequence[str], measured: Any) -> tuple[list[Any], list[str]]:
+    """Orientation and field of view of a label map about to be measured: ``(checks, warnings)``.
+
+    A level out of view is a warning, not an error (the other levels are measured). A level whose every
+    foramen the planner already reports as not measured (``outside_field_of_view``, missing structures)
+    gets no second message; a level measured on some side although a vertebra is cut by the image's end
+    gets one.
+    """
+    from .checks import check_field_of_view
+
+    orientation = _orientation_check(labels)
+    checks = [orientation]
+    warnings = _check_warnings([orientation])
+    fov = _as_warning(check_field_of_view(labels, levels))
+    checks.append(fov)
+    measured_levels = {fm.level for fm in measured.foramina if fm.ok}
+    reported = {fm.level for fm in measured.foramina} - measured_levels
+    for level, problems in fov.details.get("not_covered", {}).items():
+        if level in reported:
+            continue
+        warnings.append(
+            f"{level} is not wholly in the field of view ({'; '.join(problems)}): it was measured, but check "
+            "it; a field of view reaching one vertebra beyond the level avoids this"
+        )
+    return checks, warnings
+
+
 # ========================================================================================== segment
 @lru_cache(maxsize=2)
 def _cached_model(weights_key: str | None, stamp: tuple[int, int], device: str) -> Any:
@@ -567,15 +921,27 @@ def segment(
     Returns:
         :class:`SegmentOutput` (``.labels`` is the canonical label map on the input's grid).
 
+    Checks (in ``checks``, see :mod:`spineai.checks`): a DICOM folder is read onto a regular grid (uneven
+    slices or a gantry tilt are resampled, with a warning); the CT must be in Hounsfield units (refused
+    before the model otherwise: a CT stored without its rescale intercept, an MR or normalised image);
+    the result's orientation must agree with the anatomy (vertebral bodies anterior, sacrum caudal; a
+    mismatch is the first warning, starting with ``CHECK THE ORIENTATION``).
+
     Raises:
-        InputError: not a CT, 2D, implausible spacing, NaNs, too small, required levels missing.
+        InputError: not a CT in Hounsfield units, 2D, implausible spacing, NaNs, too small, required levels
+            missing.
         WeightsError: missing, tampered or mismatched weights.
         OutputExistsError: ``output`` holds files and ``overwrite`` is False.
     """
+    from .checks import check_hounsfield, require
     from .segmentation.inference import segment as engine_segment
 
     out = _check_output(output, overwrite)
-    ct = load_image(image, spacing_mm=spacing_mm, origin_mm=origin_mm, direction=direction, name="CT")
+    checks: list[Any] = []
+    ct = _load_ct(image, spacing_mm, origin_mm, direction, checks)
+    hounsfield = check_hounsfield(ct)
+    checks.append(hounsfield)
+    require([hounsfield])  # a CT not in HU is refused before the model runs
     model = _segmentation_model(weights, device)
     result = engine_segment(
         ct,
@@ -584,16 +950,18 @@ def segment(
         require_levels=require_levels,
         model=model,
     )
+    checks.append(_orientation_check(result.labels))
     files = result.save(out, overwrite=overwrite, surfaces=surfaces) if out is not None else {}
     return SegmentOutput(
         structures=list(result.structures),
         volumes_mm3={k: float(v) for k, v in result.volumes_mm3.items()},
-        warnings=list(result.warnings),
+        warnings=_check_warnings(checks) + list(result.warnings),
         model=dict(result.model),
         mode=result.mode,
         timings_s=dict(result.timings_s),
         output_dir=out,
         files=dict(files),
+        checks=[c.to_dict() for c in checks],
         labels=result.labels,
         engine=result,
     )
@@ -620,17 +988,29 @@ def _labels_and_ct(
     return labels, ct_img
 
 
-def _measure_output(result: Any, planned: bool, view: str, out: Path | None, files: dict) -> MeasureOutput:
+def _measure_output(
+    result: Any,
+    planned: bool,
+    view: str,
+    out: Path | None,
+    files: dict,
+    labels: Any,
+    levels: Sequence[str],
+) -> MeasureOutput:
     from .planning.tables import table_rows
 
+    checks, check_warnings = _label_checks(labels, levels, result)
+    loud = [w for w in check_warnings if w.startswith(ORIENTATION_WARNING)]
+    rest = [w for w in check_warnings if not w.startswith(ORIENTATION_WARNING)]
     return MeasureOutput(
         planned=planned,
         view=view,
         triangles=[TriangleRow.from_row(r) for r in table_rows(result)],
-        warnings=list(result.warnings),
+        warnings=loud + list(result.warnings) + rest,
         skin_source=str(result.skin_source),
         output_dir=out,
         files=dict(files),
+        checks=[c.to_dict() for c in checks],
         measurements=result,
     )
 
@@ -653,7 +1033,9 @@ def measure_triangles(
     """Kambin's and the safe triangle of each level and side, and their accessible windows at one view.
 
     No view search and no needle planning: that is :func:`plan_injection` (and ``spineai measure``, which
-    measures, searches and plans in one go). The true areas are the same in both.
+    measures, searches and plans in one go). The true areas are the same in both. The label map's
+    orientation and the field of view of ``levels`` are checked (``checks``); a level out of view is a
+    warning and the other levels are measured.
 
     Args:
         segmentation: canonical label map (see :func:`load_segmentation`): e.g. a corrected one.
@@ -680,7 +1062,9 @@ def measure_triangles(
     result = engine_measure(labels, ct=ct_img, levels=levels, sides=sides, view=view)
     files = write_case_outputs(result, out, overwrite=overwrite, images=images) if out is not None else {}
     what = "standard 25 deg oblique" if view is None else str(view if isinstance(view, str) else tuple(view))
-    return _measure_output(result, planned=False, view=what, out=out, files=files)
+    return _measure_output(
+        result, planned=False, view=what, out=out, files=files, labels=labels, levels=levels
+    )
 
 
 def plan_injection(
@@ -728,7 +1112,9 @@ def plan_injection(
         result = _plan_at_view(labels, ct_img, levels, sides, view)
         what = f"oblique {float(view[0]):g}, tilt {float(view[1]):+g}"
     files = write_case_outputs(result, out, overwrite=overwrite, images=images) if out is not None else {}
-    return _measure_output(result, planned=True, view=what, out=out, files=files)
+    return _measure_output(
+        result, planned=True, view=what, out=out, files=files, labels=labels, levels=levels
+    )
 
 
 def _plan_at_view(labels: Any, ct: Any, levels: Sequence[str], sides: Sequence[str], view: Any) -> Any:
@@ -894,6 +1280,290 @@ def predict_outcome(
     )
 
 
+# ====================================================================================== axial MRI
+def _axial_source(image: Any, spacing_mm: Any, origin_mm: Any, direction: Any, name: str) -> Any:
+    """What the axial engines read: the input as is, or an image built from an array and its geometry."""
+    import numpy as np
+
+    if isinstance(image, np.ndarray) and (image.ndim == 3 or spacing_mm is not None):
+        return load_image(
+            image, spacing_mm=spacing_mm, origin_mm=origin_mm, direction=direction, dims=None, name=name
+        )
+    if not isinstance(image, np.ndarray) and any(v is not None for v in (spacing_mm, origin_mm, direction)):
+        load_image(image, spacing_mm=spacing_mm, dims=None, name=name)  # raises the explanation
+    if isinstance(image, (str, os.PathLike)) and not Path(image).exists():
+        raise InputError(f"The {name} '{image}' does not exist.", "check the path of the slice or series")
+    return image
+
+
+def grade_axial(
+    image: str | os.PathLike | sitk.Image | np.ndarray,
+    output: str | os.PathLike | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    gradcam: Sequence[str] | None = ("ldh", "lccs", "lnrc"),
+    slice_index: int | None = None,
+    roi: Sequence[float] | None = None,
+    overwrite: bool = False,
+    spacing_mm: float | Sequence[float] | None = None,
+    origin_mm: Sequence[float] | None = None,
+    direction: Sequence[float] | np.ndarray | None = None,
+) -> AxialGradeOutput:
+    """LDH, LCCS and LNRC of an axial T2 slice at a lumbar disc level (``spineai grade axial``).
+
+    Args:
+        image: picture (PNG/JPG, displayed radiologically: anterior up, the patient's right on the left),
+            2D/3D file or DICOM folder, ``sitk.Image``, or array: 2D ``[rows, cols]`` (a picture; geometry
+            optional) or 3D ``[z, y, x]`` with ``spacing_mm``. Of a 3D axial series the middle slice is
+            graded unless ``slice_index`` says otherwise.
+        output: folder for ``grades.json``, ``gradcam_<grading>.nii.gz`` (the input's geometry) and
+            ``gradcam_<grading>.png``; ``None`` writes nothing.
+        weights: grader weights (``None``: the shipped demo model, trained on synthetic phantoms).
+        gradcam: gradings to explain (``"ldh"``, ``"lccs"``, ``"lnrc"``); ``None`` or empty for none.
+        slice_index: for a volume, the axial slice (index along LPS z after reorientation).
+        roi: grade only this box ``[x0, y0, x1, y1]`` (input pixel indices, x = column).
+        overwrite: write into a non-empty ``output`` folder.
+        spacing_mm, origin_mm, direction: geometry of an array input.
+
+    Returns:
+        :class:`AxialGradeOutput`.
+
+    Raises:
+        InputError: CT, sagittal or coronal input, too small or stretched slices, an empty ROI, unknown
+            gradings.
+    """
+    from .grading.axial.grades import axial_task
+    from .grading.axial.predict import grade_axial as engine_grade
+
+    out = _check_output(output, overwrite)
+    source = _axial_source(image, spacing_mm, origin_mm, direction, "axial MRI")
+    result = engine_grade(
+        source, weights=weights, gradcam=list(gradcam or []), slice_index=slice_index, roi=roi
+    )
+    files = result.write(out, overwrite=overwrite) if out is not None else {}
+    gradings = []
+    for key, grade in result.grades.items():
+        task = axial_task(key)
+        gradings.append(
+            AxialGrade(
+                grading=key,
+                title=task.title,
+                grade=int(grade),
+                grade_name=task.grade_names[grade],
+                probabilities=dict(result.probabilities[key]),
+                p_grade_2_or_3=float(result.dichotomous[key]["p_grade_2_or_3"]),
+                grade_2_or_3=bool(result.dichotomous[key]["grade_2_or_3"]),
+                gradcam_peak_index=result.gradcam_peak_index.get(key),
+            )
+        )
+    return AxialGradeOutput(
+        gradings=gradings,
+        input_kind=result.input_kind,
+        input_size=list(result.input_size),
+        graded_slice=result.graded_slice,
+        roi_index=result.roi_index,
+        notes=list(result.notes),
+        model=_jsonable(result.model),
+        gradcam_files={k: files[f"gradcam_{k}"] for k in result.heatmaps if f"gradcam_{k}" in files},
+        output_dir=out,
+        files=dict(files),
+        heatmaps=dict(result.heatmaps),
+        engine=result,
+    )
+
+
+def grade_stenosis(
+    image: str | os.PathLike | sitk.Image | np.ndarray,
+    output: str | os.PathLike | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    gradcam: bool = True,
+    slice_index: int | None = None,
+    min_confidence: float = 0.2,
+    overwrite: bool = False,
+    spacing_mm: float | Sequence[float] | None = None,
+    origin_mm: Sequence[float] | None = None,
+    direction: Sequence[float] | np.ndarray | None = None,
+) -> StenosisOutput:
+    """Detect and grade central canal, lateral recess and foraminal stenosis on an axial slice
+    (``spineai grade stenosis``).
+
+    Args:
+        image: as for :func:`grade_axial`.
+        output: folder for ``stenosis.tsv``, ``stenosis.json``, ``gradcam_stenosis.nii.gz`` and
+            ``gradcam_stenosis.png``; ``None`` writes nothing.
+        weights: two-stage model weights (``None``: the shipped demo model, trained on synthetic phantoms).
+        gradcam: compute the Grad-CAM map of every region's grade.
+        slice_index: for a volume, the axial slice.
+        min_confidence: refuse the slice when the central canal's detection confidence is below this.
+        overwrite: write into a non-empty ``output`` folder.
+        spacing_mm, origin_mm, direction: geometry of an array input.
+
+    Returns:
+        :class:`StenosisOutput` (boxes in input pixel indices and in LPS mm).
+
+    Raises:
+        InputError: CT, sagittal or coronal input, too small a slice, no spinal canal recognised.
+    """
+    from .grading.axial.grades import STENOSIS_NAMES
+    from .grading.stenosis.predict import grade_stenosis as engine_grade
+
+    out = _check_output(output, overwrite)
+    source = _axial_source(image, spacing_mm, origin_mm, direction, "axial MRI")
+    result = engine_grade(
+        source, weights=weights, gradcam=gradcam, slice_index=slice_index, min_confidence=min_confidence
+    )
+    files = result.write(out, overwrite=overwrite) if out is not None else {}
+    regions = [
+        StenosisRegion(
+            region=r.region,
+            title=r.title,
+            box_index_px=[float(v) for v in r.box_index],
+            box_lps_mm=[float(v) for v in r.box_mm],
+            detection_confidence=float(r.confidence),
+            grade=int(r.grade),
+            grade_name=STENOSIS_NAMES[r.grade],
+            probabilities=dict(r.probabilities),
+            p_moderate_severe=float(r.p_moderate_severe),
+            moderate_or_severe=bool(r.moderate_or_severe),
+            gradcam_peak_index=r.gradcam_peak_index,
+        )
+        for r in result.regions
+    ]
+    return StenosisOutput(
+        regions=regions,
+        input_kind=result.input_kind,
+        input_size=list(result.input_size),
+        graded_slice=result.graded_slice,
+        notes=list(result.notes),
+        model=dict(result.model),
+        gradcam_file=files.get("gradcam"),
+        output_dir=out,
+        files=dict(files),
+        heatmap=result.heatmap,
+        engine=result,
+    )
+
+
+# ====================================================================================== radiograph
+def resolve_radiograph_weights(weights: Any = None) -> Any:
+    """``weights`` itself, or ``None`` when the default radiograph model is installed.
+
+    Raises:
+        InputError: ``weights`` is ``None`` and no radiograph model is installed (SpineAI ships none): the
+            message says how to train one and pass it.
+    """
+    if weights is not None:
+        return weights
+    from .radiograph.predict import DEFAULT_MODEL
+    from .weights import list_models
+
+    if any(card.name == DEFAULT_MODEL for card in list_models()):
+        return None
+    raise InputError(
+        "No radiograph model is installed: SpineAI ships no weights for reading radiographs, so no herniation "
+        "probability can be given without a model you trained.",
+        "train one on your own radiographs with per-level herniation labels from MRI ('spineai train "
+        "radiograph --data site/manifest.csv --out run1', see docs/radiograph.md), then pass "
+        "weights='run1/model.safetensors' (command line: --weights run1/model.safetensors)",
+    )
+
+
+def read_radiograph(
+    image: str | os.PathLike | sitk.Image | np.ndarray,
+    output: str | os.PathLike | None = None,
+    *,
+    weights: Any = None,
+    age: float | None = None,
+    boxes: str | os.PathLike | np.ndarray | None = None,
+    gradcam: bool = True,
+    gradcam_level: str = "max",
+    thresholds: Sequence[float] | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+    spacing_mm: float | Sequence[float] | None = None,
+    origin_mm: Sequence[float] | None = None,
+    direction: Sequence[float] | np.ndarray | None = None,
+) -> RadiographOutput:
+    """Probability of a herniated disc at L1-L2 .. L5-S1 from one lumbar radiograph (``spineai radiograph``).
+
+    Args:
+        image: radiograph file (PNG/JPEG/BMP/TIFF, 2D DICOM), 2D ``sitk.Image``, or array ``[rows, cols]``
+            (row 0 at the top; ``spacing_mm=(column, row)`` in mm when known).
+        output: folder for ``radiograph.json``, ``gradcam_<level>.nrrd`` (the radiograph's own grid) and
+            ``gradcam_overlay.png``; ``None`` writes nothing.
+        weights: the model: ``.safetensors`` path with its card (``spineai train radiograph``) or a loaded
+            :class:`~spineai.radiograph.predict.RadiographModel`. Required: no radiograph model ships with
+            SpineAI (``None`` uses an installed ``radiograph_demo`` model if there is one).
+        age: the patient's age (years), when known: reported beside the model's age estimate (models
+            trained with the age task) and their difference. The herniation call does not use it.
+        boxes: vertebra boxes (YOLO ``.txt`` or an ``(n, 4)`` pixel array ``x0, y0, x1, y1``): the image
+            is cropped to the five lowest (L1..L5) first.
+        gradcam: compute the heat map; ``gradcam_level``: ``"max"`` (the most probable level) or a level.
+        thresholds: five decision thresholds (default: the model card's).
+        device: ``"cpu"`` or ``"cuda"``.
+        overwrite: write into a non-empty ``output`` folder.
+        spacing_mm, origin_mm, direction: geometry of an array input.
+
+    Returns:
+        :class:`RadiographOutput`.
+
+    Raises:
+        InputError: no model installed and none given; a volume, a colour photograph, another body region,
+            fewer than five vertebra boxes, an unknown level, a negative age.
+        WeightsError: tampered or mismatched weights.
+    """
+    import numpy as np
+
+    from .radiograph.predict import read_radiograph as engine_read
+
+    if age is not None and (not np.isfinite(float(age)) or float(age) < 0):
+        raise InputError(f"age={age!r} is not an age in years.", "pass the age in years (or leave it out)")
+    out = _check_output(output, overwrite)
+    model = resolve_radiograph_weights(weights)
+    source: Any = image
+    if isinstance(image, np.ndarray) and spacing_mm is not None:
+        source = load_image(
+            image, spacing_mm=spacing_mm, origin_mm=origin_mm, direction=direction, dims=2, name="radiograph"
+        )
+    elif not isinstance(image, np.ndarray) and any(v is not None for v in (spacing_mm, origin_mm, direction)):
+        load_image(image, spacing_mm=spacing_mm, dims=None, name="radiograph")  # raises the explanation
+    result = engine_read(
+        source,
+        weights=model,
+        boxes=boxes,
+        gradcam=gradcam,
+        gradcam_level=gradcam_level,
+        thresholds=thresholds,
+        device=device,
+    )
+    files = result.save(out, overwrite=overwrite) if out is not None else {}
+    estimate = result.age_estimate_years
+    return RadiographOutput(
+        levels=[
+            RadiographLevel(
+                level=lv,
+                probability=float(p),
+                threshold=float(result.thresholds[lv]),
+                herniation=bool(result.predicted[lv]),
+            )
+            for lv, p in result.probabilities.items()
+        ],
+        gradcam_level=result.gradcam_level,
+        age_estimate_years=None if estimate is None else float(estimate),
+        age_years=None if age is None else float(age),
+        age_error_years=None if estimate is None or age is None else float(estimate) - float(age),
+        crop=_jsonable(result.crop),
+        warnings=list(result.warnings),
+        model=_jsonable(result.model),
+        input=_jsonable(result.input),
+        output_dir=out,
+        files=dict(files),
+        heatmap=result.heatmap,
+        engine=result,
+    )
+
+
 # ============================================================================================ case
 def check_steps(steps: Iterable[str]) -> list[str]:
     """Known step names in run order (``"plan"`` implies ``"measure"``); raises :class:`InputError`."""
@@ -908,22 +1578,37 @@ def check_steps(steps: Iterable[str]) -> list[str]:
     return [s for s in CASE_STEPS if s in wanted]
 
 
+def _level_columns(level_result: Any) -> list[str]:
+    """The levels to measure when none were named: the two lowest disc levels of the numbering."""
+    if level_result is None:
+        return list(DEFAULT_LEVELS)
+    from .levels import triangle_levels
+
+    return list(triangle_levels(level_result)) or list(DEFAULT_LEVELS)
+
+
 def run_case(
     ct: str | os.PathLike | sitk.Image | np.ndarray | None,
     output: str | os.PathLike,
     *,
     segmentation: Any = None,
     mri: str | os.PathLike | sitk.Image | None = None,
-    steps: Sequence[str] = ("segment", "measure", "plan"),
+    axial: str | os.PathLike | sitk.Image | np.ndarray | None = None,
+    radiograph: str | os.PathLike | sitk.Image | np.ndarray | None = None,
+    steps: Sequence[str] = DEFAULT_STEPS,
+    level_override: str | Mapping[str, Any] | None = None,
     weights: str | os.PathLike | None = None,
     device: str = "auto",
     fast: bool = True,
-    levels: Sequence[str] = DEFAULT_LEVELS,
+    levels: Sequence[str] | None = None,
     sides: Sequence[str] = DEFAULT_SIDES,
     images: bool = True,
     surfaces: bool = True,
     grading_weights: str | os.PathLike | None = None,
     outcome_weights: str | os.PathLike | None = None,
+    axial_weights: str | os.PathLike | None = None,
+    stenosis_weights: str | os.PathLike | None = None,
+    radiograph_weights: str | os.PathLike | None = None,
     label_convention: str | None = None,
     overwrite: bool = False,
     on_step: Callable[[str], None] | None = None,
@@ -931,24 +1616,45 @@ def run_case(
     origin_mm: Sequence[float] | None = None,
     direction: Sequence[float] | np.ndarray | None = None,
 ) -> CaseOutput:
-    """The whole workflow of one case into one folder: segment, measure, plan (and MRI steps).
+    """The whole workflow of one case into one folder: segment, number the levels, measure, plan (and the
+    MRI and radiograph steps).
 
-    Folder layout: ``segmentation/`` (``spineai segment`` files), ``planning/`` (``spineai measure`` files),
-    ``grading/`` (``spineai grade sagittal`` files), ``outcome/`` (``spineai outcome`` files) and
-    ``case.json`` (:meth:`CaseOutput.to_dict`).
+    Folder layout: ``segmentation/`` (``spineai segment`` files), ``levels/`` (``spineai levels`` files: the
+    relabelled segmentation, ``levels.json``, ``levels.tsv``), ``planning/`` (``spineai measure`` files),
+    ``grading/`` (``spineai grade sagittal``), ``outcome/`` (``spineai outcome``), ``grading_axial/``
+    (``spineai grade axial``), ``stenosis/`` (``spineai grade stenosis``), ``radiograph/``
+    (``spineai radiograph``) and ``case.json`` (:meth:`CaseOutput.to_dict`).
+
+    The ``levels`` step numbers the vertebrae of the segmentation from the sacrum (and the last rib, with the
+    CT) upward (:func:`spineai.levels.label_levels`, with ``level_override`` when given); ``measure`` and
+    ``plan`` then use the **relabelled** map, so every level named in the outputs is the verified one.
+    When the vertebrae cannot be numbered (no sacrum and no rib in view, ...), the case goes on with the
+    segmentation's own names, ``levels`` is ``{"flagged": True, "error": message}`` and a warning says so.
+    Without the ``levels`` step the segmentation's names are used as they are.
 
     Args:
         ct: the CT (file, DICOM folder, image or array ``[z, y, x]`` with geometry); may be ``None`` when
-            only MRI steps run, or when ``segmentation`` is given (then no radiographs are drawn).
+            only MRI / radiograph steps run, or when ``segmentation`` is given (then no radiographs are
+            drawn and no ribs are looked for).
         output: the case folder (new or empty unless ``overwrite``).
-        segmentation: a label map to measure instead of segmenting (e.g. one corrected by an annotator);
-            the ``segment`` step is then skipped.
+        segmentation: a label map to number and measure instead of segmenting (e.g. one corrected by an
+            annotator); the ``segment`` step is then skipped.
         mri: sagittal T2 (file or image) for ``grade-sagittal`` and ``outcome``.
-        steps: any of ``segment``, ``measure``, ``plan``, ``grade-sagittal``, ``outcome`` (``plan`` implies
-            ``measure``; ``measure`` with ``plan`` runs the view search and needle planning once).
+        axial: axial T2 slice or series for ``grade-axial`` and ``stenosis``.
+        radiograph: lumbar radiograph for ``radiograph``.
+        steps: any of :data:`CASE_STEPS` (default :data:`DEFAULT_STEPS`: ``segment``, ``levels``,
+            ``measure``, ``plan``). ``plan`` implies ``measure``; ``measure`` with ``plan`` runs the view
+            search and needle planning once.
+        level_override: renumbering given by the user, as for ``spineai levels --override``: ``"lowest=L6"``
+            (the lowest mobile vertebra is L6) or ``"shift=+1"`` / ``"shift=-1"`` (or the same as a dict).
         weights, device, fast, surfaces: for ``segment`` (see :func:`segment`).
-        levels, sides, images: for ``measure`` / ``plan``.
-        grading_weights, outcome_weights: weights of the MRI models (``None``: shipped).
+        levels: levels to measure; ``None``: the two lowest disc levels of the numbering (``L4-L5``,
+            ``L5-S1`` for five lumbar vertebrae; ``L5-L6``, ``L6-S1`` with an L6), or ``L4-L5``, ``L5-S1``
+            without numbering.
+        sides, images: for ``measure`` / ``plan``.
+        grading_weights, outcome_weights, axial_weights, stenosis_weights: weights of the MRI models
+            (``None``: the shipped demo models).
+        radiograph_weights: the radiograph model (required for ``radiograph``: none ships with SpineAI).
         label_convention: naming of a given segmentation's values without a sidecar.
         overwrite: write into a non-empty ``output`` folder, replacing files of the same names.
         on_step: called with each step's name when it has finished (cohort runs record progress with it).
@@ -958,26 +1664,35 @@ def run_case(
         :class:`CaseOutput`.
 
     Raises:
-        InputError: a step needs an input that was not given, or any input problem of the steps.
+        InputError: a step needs an input that was not given, an override that is not understood, or any
+            input problem of the steps (a CT not in Hounsfield units, ...).
     """
+    from .levels import parse_override
+
     wanted = check_steps(steps)
+    parse_override(level_override)  # a mistyped override is refused before anything runs
     out = _check_output(output, overwrite)
     assert out is not None
     if segmentation is not None:
         wanted = [s for s in wanted if s != "segment"]
-    if any(s in wanted for s in ("segment",)) and ct is None:
+    if "segment" in wanted and ct is None:
         raise InputError("The segment step needs a CT, but ct is None.", "pass the CT, or a segmentation=")
-    if any(s in wanted for s in ("measure", "plan")) and ct is None and segmentation is None:
-        if "segment" not in wanted:
-            raise InputError(
-                "Measuring needs a segmentation or a CT to segment, but neither was given.",
-                "pass ct= (and the segment step) or segmentation=",
-            )
-    if any(s in wanted for s in MRI_STEPS) and mri is None:
+    labelled = [s for s in wanted if s in ("levels", "measure", "plan")]
+    if labelled and ct is None and segmentation is None and "segment" not in wanted:
         raise InputError(
-            f"The step(s) {', '.join(s for s in wanted if s in MRI_STEPS)} need a sagittal T2 MRI, but mri is None.",
-            "pass mri= (a sagittal T2 volume or slice), or drop those steps",
+            f"The step(s) {', '.join(labelled)} need a segmentation or a CT to segment, but neither was given.",
+            "pass ct= (and the segment step) or segmentation=",
         )
+    given = {"mri": mri, "axial": axial, "radiograph": radiograph}
+    for kind, value in given.items():
+        needing = [s for s in wanted if STEP_INPUTS.get(s) == kind]
+        if needing and value is None:
+            raise InputError(
+                f"The step(s) {', '.join(needing)} need {INPUT_TITLES[kind]}, but {kind} is None.",
+                f"pass {kind}= ({INPUT_TITLES[kind]}), or drop those steps",
+            )
+    if "radiograph" in wanted:
+        radiograph_weights = resolve_radiograph_weights(radiograph_weights)  # refused before any step runs
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     done: list[str] = []
@@ -992,6 +1707,9 @@ def run_case(
             "ct": _describe_input(ct),
             "segmentation": _describe_input(segmentation),
             "mri": _describe_input(mri),
+            "axial": _describe_input(axial),
+            "radiograph": _describe_input(radiograph),
+            "level_override": _jsonable(level_override),
         },
         warnings=warnings,
         timings_s=timings,
@@ -1003,10 +1721,17 @@ def run_case(
         if on_step is not None:
             on_step(step)
 
+    def add_checks(step: str, checks: Sequence[Mapping[str, Any]]) -> None:
+        case.checks.extend({"step": step, **dict(c)} for c in checks)
+
     ct_img = None
     if ct is not None and any(s in wanted for s in CT_STEPS):
-        ct_img = load_image(ct, spacing_mm=spacing_mm, origin_mm=origin_mm, direction=direction, name="CT")
+        input_checks: list[Any] = []
+        ct_img = _load_ct(ct, spacing_mm, origin_mm, direction, input_checks)
+        add_checks("input", [c.to_dict() for c in input_checks])
+        warnings += _check_warnings(input_checks)
     labels = segmentation
+    convention = label_convention if segmentation is not None else None
     if "segment" in wanted:
         t0 = time.perf_counter()
         case.segmentation = segment(
@@ -1020,8 +1745,21 @@ def run_case(
         )
         case.segmentation_source = "model"
         labels = case.segmentation.labels
+        convention = None
         warnings += case.segmentation.warnings
+        add_checks("segment", case.segmentation.checks)
         finished("segment", t0)
+    if "levels" in wanted:
+        t0 = time.perf_counter()
+        labels = load_segmentation(labels, like=ct_img, label_convention=convention)
+        convention = None
+        case.level_result, case.levels, level_warnings = _number_levels(
+            labels, ct_img, level_override, out / "levels", overwrite
+        )
+        if case.level_result is not None:
+            labels = case.level_result.labelmap
+        warnings += level_warnings
+        finished("levels", t0)
     if "measure" in wanted:
         t0 = time.perf_counter()
         planner = plan_injection if "plan" in wanted else measure_triangles
@@ -1029,13 +1767,14 @@ def run_case(
             labels,
             ct_img,
             out / "planning",
-            levels=levels,
+            levels=list(levels) if levels is not None else _level_columns(case.level_result),
             sides=sides,
             images=images,
             overwrite=overwrite,
-            label_convention=label_convention if segmentation is not None else None,
+            label_convention=convention,
         )
         warnings += case.triangles.warnings
+        add_checks("measure", case.triangles.checks)
         finished("measure", t0)
         if "plan" in wanted:  # planned in the same call; its time is part of "measure"
             done.append("plan")
@@ -1051,6 +1790,58 @@ def run_case(
         case.outcome = predict_outcome(mri, out / "outcome", weights=outcome_weights, overwrite=overwrite)
         warnings += case.outcome.warnings
         finished("outcome", t0)
+    if "grade-axial" in wanted:
+        t0 = time.perf_counter()
+        case.axial = grade_axial(axial, out / "grading_axial", weights=axial_weights, overwrite=overwrite)
+        warnings += [f"axial grading: {n}" for n in case.axial.notes]
+        finished("grade-axial", t0)
+    if "stenosis" in wanted:
+        t0 = time.perf_counter()
+        case.stenosis = grade_stenosis(axial, out / "stenosis", weights=stenosis_weights, overwrite=overwrite)
+        warnings += [f"stenosis: {n}" for n in case.stenosis.notes]
+        finished("stenosis", t0)
+    if "radiograph" in wanted:
+        t0 = time.perf_counter()
+        case.radiograph = read_radiograph(
+            radiograph, out / "radiograph", weights=radiograph_weights, overwrite=overwrite
+        )
+        warnings += [f"radiograph: {w}" for w in case.radiograph.warnings]
+        finished("radiograph", t0)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     case.to_json(out / "case.json", overwrite=True)
     return case
+
+
+def _number_levels(
+    labels: Any, ct: Any, override: Any, folder: Path, overwrite: bool
+) -> tuple[Any, dict[str, Any], list[str]]:
+    """The ``levels`` step: ``(LevelResult or None, case.json entry, warnings)``; writes ``folder``.
+
+    A numbering that fails (:class:`InputError`: no sacrum and no rib, a single vertebra, an override that
+    cannot apply) does not stop the case: the entry is ``{"flagged": True, "error": message}``.
+    """
+    from .levels import label_levels, write_levels_outputs
+
+    try:
+        result = label_levels(labels, ct=ct, override=override)
+    except InputError as exc:
+        return (
+            None,
+            {"flagged": True, "error": str(exc)},
+            [
+                f"levels: the vertebrae could not be numbered ({exc.problem}); the segmentation's own names "
+                f"were measured, unverified. Fix: {exc.fix or 'check the segmentation'}"
+            ],
+        )
+    write_levels_outputs(result, folder, overwrite=overwrite)
+    warnings = [f"levels: {w}" for w in result.warnings]
+    if result.flagged:
+        untrusted = [v.name for v in result.vertebrae if not v.trusted]
+        kind = result.transitional.get("kind")
+        why = []
+        if kind:
+            why.append(f"transitional lumbosacral junction ({kind.replace('_', ' ')})")
+        if untrusted:
+            why.append(f"low confidence at {', '.join(untrusted)}")
+        warnings.insert(0, f"levels: the numbering is flagged for review: {'; '.join(why)}")
+    return result, result.to_dict(), warnings

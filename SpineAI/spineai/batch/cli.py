@@ -37,24 +37,32 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     """Add ``spineai batch``."""
     p = subparsers.add_parser(
         "batch",
-        help="run segment / measure / plan (and MRI steps) over a cohort, resumable, locally or on Dask",
+        help="run segment / levels / measure / plan (and MRI, radiograph steps) over a cohort, resumable",
         description=(
             "Run the SpineAI workflow over a cohort: a folder of CTs (NIfTI/NRRD/MHA files or DICOM series\n"
             "folders, found recursively) or a CSV manifest with the columns case_id,image and optionally\n"
             "segmentation (measured instead of segmenting: a corrected label map, or reference labels),\n"
-            "mri (sagittal T2 for grade-sagittal/outcome), reference (label map to score against), truth\n"
-            "(reference triangle areas, JSON) and any metadata columns, which are carried into the tables.\n\n"
+            "mri (sagittal T2 for grade-sagittal/outcome), axial (axial T2 for grade-axial/stenosis),\n"
+            "radiograph (for radiograph), level_override (e.g. lowest=L6, for the levels step), reference\n"
+            "(label map to score against), truth (reference triangle areas, JSON) and any metadata columns,\n"
+            "which are carried into the tables.\n\n"
+            "The levels step numbers the vertebrae from the sacrum (and the last rib) upward and the\n"
+            "measurements then use the verified names; results.tsv carries level_confidence, level_trusted,\n"
+            "levels_flagged and castellvi on every triangle row, and levels.tsv one row per vertebra.\n\n"
             "Each case gets OUT/cases/<case_id>/ with its files and a record.json (status, steps done,\n"
             "timestamps, error). A re-run skips finished cases and redoes interrupted or failed ones; one bad\n"
             "case never stops the others. At the end OUT/results.tsv and .csv (one row per case, level, side\n"
-            "and triangle: areas mm2, C-arm angles degrees, needle path mm), cases.tsv, failures.tsv and the\n"
-            "HTML reports (OUT/report.html, OUT/cases/<case_id>/report.html) are written.\n\n"
+            "and triangle: areas mm2, C-arm angles degrees, needle path mm), cases.tsv, failures.tsv, the\n"
+            "tables of the steps run (levels.tsv, grades.tsv, grading_axial.tsv, stenosis.tsv,\n"
+            "radiograph.tsv) and the HTML reports (OUT/report.html, OUT/cases/<case_id>/report.html) are\n"
+            "written.\n\n"
             "Research use only; not for clinical decisions."
         ),
         epilog=(
             "examples:\n"
-            "  spineai batch --input manifest.csv --out cohort-out --steps measure,plan --workers 2\n"
-            "  spineai batch --input ct_folder --out cohort-out --steps segment,measure,plan --weights w.safetensors\n"
+            "  spineai batch --input manifest.csv --out cohort-out --steps levels,measure,plan --workers 2\n"
+            "  spineai batch --input ct_folder --out cohort-out --weights w.safetensors\n"
+            "  spineai batch --input axial_folder --out axial-out --steps grade-axial,stenosis\n"
             "  spineai batch --input manifest.csv --out cohort-out --scheduler tcp://10.0.0.5:8786"
         ),
         formatter_class=_RAW,
@@ -64,8 +72,9 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument(
         "--steps",
         type=_steps,
-        default=["segment", "measure", "plan"],
-        help="comma-separated: segment, measure, plan, grade-sagittal, outcome (default segment,measure,plan)",
+        default=["segment", "levels", "measure", "plan"],
+        help="comma-separated: segment, levels, measure, plan, grade-sagittal, outcome, grade-axial, stenosis, "
+        "radiograph (default segment,levels,measure,plan)",
     )
     p.add_argument(
         "--workers", type=int, default=1, help="local worker processes (default 1: in this process)"
@@ -98,9 +107,10 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument(
         "--levels",
         nargs="+",
-        default=["L4-L5", "L5-S1"],
+        default=None,
         metavar="LEVEL",
-        help="levels (default L4-L5 L5-S1)",
+        help="levels to measure (default: the two lowest levels of each case's numbering, L4-L5 L5-S1 for "
+        "five lumbar vertebrae; L4-L5 L5-S1 without the levels step)",
     )
     p.add_argument(
         "--sides",
@@ -112,6 +122,14 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--label-convention", default=None, help="convention of segmentations without sidecar")
     p.add_argument("--grading-weights", type=Path, default=None, help="sagittal grader weights")
     p.add_argument("--outcome-weights", type=Path, default=None, help="outcome model weights")
+    p.add_argument("--axial-weights", type=Path, default=None, help="axial grader weights (grade-axial)")
+    p.add_argument("--stenosis-weights", type=Path, default=None, help="stenosis model weights")
+    p.add_argument(
+        "--radiograph-weights",
+        type=Path,
+        default=None,
+        help="radiograph model weights (required for the radiograph step: none is shipped)",
+    )
     p.add_argument("--no-images", action="store_true", help="skip the C-arm and 3D pictures (faster)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the surface models of segmentations")
     p.add_argument("--no-report", action="store_true", help="skip the HTML reports")
@@ -145,6 +163,9 @@ def _run_batch(args: argparse.Namespace) -> int:
             surfaces=not args.no_surfaces,
             grading_weights=args.grading_weights,
             outcome_weights=args.outcome_weights,
+            axial_weights=args.axial_weights,
+            stenosis_weights=args.stenosis_weights,
+            radiograph_weights=args.radiograph_weights,
             label_convention=args.label_convention,
             retries=args.retries,
             report=not args.no_report,

@@ -14,13 +14,19 @@ relative folder of a file that is alone in its folder, else its relative path wi
 * ``image`` (required): the CT (or, for an MRI-only run, the sagittal T2),
 * ``segmentation`` (optional): a label map measured instead of segmenting (canonical labels with their
   sidecar, or a ``.seg.nrrd``),
-* ``mri`` (optional): sagittal T2 for ``grade-sagittal`` / ``outcome`` (default: ``image``),
+* ``mri`` (optional): sagittal T2 for ``grade-sagittal`` / ``outcome``,
+* ``axial`` (optional): axial T2 slice or series for ``grade-axial`` / ``stenosis``,
+* ``radiograph`` (optional): lumbar radiograph for ``radiograph``,
 * ``reference`` (optional): a reference label map; the segmentation used is scored against it (Dice),
 * ``truth`` (optional): reference triangle areas as JSON (``truth.json`` of a phantom, or
   ``{"L5-S1": {"left": {"kambin": 35.2, "safe": 8.1}}}``),
+* ``level_override`` (optional, not a path): renumbering of the case's vertebrae for the ``levels`` step,
+  as ``spineai levels --override`` takes it (``lowest=L6``, ``shift=+1``, ``shift=-1``),
 * any other column: metadata carried into the result tables (age, sex, site, ...).
 
-Relative paths are taken from the manifest's folder. Empty optional cells mean "not given".
+Relative paths are taken from the manifest's folder. Empty optional cells mean "not given". When a run has
+no CT step and needs only one of ``mri`` / ``axial`` / ``radiograph``, a case without that column reads
+``image`` instead.
 """
 
 from __future__ import annotations
@@ -41,7 +47,12 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 DICOM_SUFFIXES = (".dcm", ".ima", ".dicom")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 REQUIRED_COLUMNS = ("case_id", "image")
-PATH_COLUMNS = ("image", "segmentation", "mri", "reference", "truth")
+PATH_COLUMNS = ("image", "segmentation", "mri", "axial", "radiograph", "reference", "truth")
+#: columns added after the first cohorts were run: they enter the fingerprint and the inputs hash only when
+#: given, so the cases and cohorts of earlier runs keep theirs (and are not run again)
+LATER_COLUMNS = ("axial", "radiograph", "level_override")
+#: columns that are neither paths nor metadata
+OPTION_COLUMNS = ("level_override",)
 _LABEL_WORDS = re.compile(r"(^|[^a-z])(labels?|seg|segmentation|mask|msk)([^a-z]|$)")
 _BAD_ID = re.compile(r"[/\\\x00-\x1f]")
 #: at most this many problems are listed in one error message
@@ -54,11 +65,14 @@ class Case:
 
     Attributes:
         case_id: unique id, also its folder name under ``cases/``.
-        image: the CT (or the MRI for MRI-only runs): file or DICOM folder.
+        image: the CT (or, for runs without CT steps, the MRI or radiograph): file or DICOM folder.
         segmentation: label map to measure instead of segmenting, or ``None``.
-        mri: sagittal T2 for the MRI steps (``None``: use ``image``).
+        mri: sagittal T2 for the MRI steps (``None``: ``image`` in runs without CT steps).
+        axial: axial T2 for ``grade-axial`` / ``stenosis`` (``None``: as ``mri``).
+        radiograph: radiograph for ``radiograph`` (``None``: as ``mri``).
         reference: reference label map for scoring the segmentation, or ``None``.
         truth: reference triangle areas (JSON), or ``None``.
+        level_override: renumbering for the ``levels`` step (``"lowest=L6"``, ``"shift=+1"``), or ``None``.
         metadata: the manifest's other columns, as text.
     """
 
@@ -69,16 +83,25 @@ class Case:
     reference: Path | None = None
     truth: Path | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    axial: Path | None = None
+    radiograph: Path | None = None
+    level_override: str | None = None
 
     def inputs(self) -> dict[str, str | None]:
-        """Input paths by column name (``None`` where not given)."""
-        return {c: (None if getattr(self, c) is None else str(getattr(self, c))) for c in PATH_COLUMNS}
+        """Input paths by column name (``None`` where not given), and the level override when given."""
+        out = {c: (None if getattr(self, c) is None else str(getattr(self, c))) for c in PATH_COLUMNS}
+        if self.level_override is not None:
+            out["level_override"] = self.level_override
+        return out
 
     def fingerprint(self) -> str:
-        """SHA-256 over the inputs' paths, sizes and modification times: changes when an input changes."""
+        """SHA-256 over the inputs' paths, sizes and modification times (and the level override): changes
+        when an input changes."""
         h = hashlib.sha256()
         for column in PATH_COLUMNS:
             p = getattr(self, column)
+            if p is None and column in LATER_COLUMNS:
+                continue
             h.update(f"{column}\0{p}\0".encode())
             if p is None:
                 continue
@@ -89,6 +112,8 @@ class Case:
                     h.update(f"{f}\0missing\0".encode())
                     continue
                 h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        if self.level_override is not None:
+            h.update(f"level_override\0{self.level_override}\0".encode())
         return h.hexdigest()
 
 
@@ -120,6 +145,8 @@ class Cohort:
         for c in self.cases:
             h.update(c.case_id.encode() + b"\0")
             for column in PATH_COLUMNS:
+                if getattr(c, column) is None and column in LATER_COLUMNS:
+                    continue
                 h.update(f"{column}={getattr(c, column)}\0".encode())
             h.update(b"\n")
         return h.hexdigest()
@@ -181,7 +208,8 @@ def read_manifest(path: str | os.PathLike) -> Cohort:
         raise InputError(
             f"Manifest '{p.name}' lacks the column(s) {', '.join(missing)} (its header is: "
             f"{', '.join(header) or 'empty'}).",
-            "the first line must name the columns: case_id,image[,segmentation,mri,reference,truth,...]"
+            "the first line must name the columns: "
+            "case_id,image[,segmentation,mri,axial,radiograph,reference,truth,level_override,...]"
             + (
                 "; for a tab-separated file use the .tsv extension"
                 if delimiter == "," and "\t" in text
@@ -204,8 +232,16 @@ def read_manifest(path: str | os.PathLike) -> Cohort:
     _check_case_ids([(i, r["case_id"]) for i, r in rows], f"Manifest '{p.name}'")
     problems: list[str] = []
     cases: list[Case] = []
-    extra = [c for c in header if c not in REQUIRED_COLUMNS and c not in PATH_COLUMNS]
+    extra = [c for c in header if c not in (*REQUIRED_COLUMNS, *PATH_COLUMNS, *OPTION_COLUMNS)]
     for i, row in rows:
+        override = row.get("level_override", "") or None
+        if override is not None:
+            from ..levels.override import parse_override
+
+            try:
+                parse_override(override)
+            except InputError as exc:
+                problems.append(f"row {i} ({row['case_id']}): level_override: {exc.problem} ({exc.fix})")
         paths: dict[str, Path | None] = {}
         for column in PATH_COLUMNS:
             value = row.get(column, "")
@@ -228,12 +264,15 @@ def read_manifest(path: str | os.PathLike) -> Cohort:
                 reference=paths["reference"],
                 truth=paths["truth"],
                 metadata={c: row.get(c, "") for c in extra},
+                axial=paths["axial"],
+                radiograph=paths["radiograph"],
+                level_override=override,
             )
         )
     if problems:
         more = f" (and {len(problems) - _LIST_AT_MOST} more)" if len(problems) > _LIST_AT_MOST else ""
         raise InputError(
-            f"Manifest '{p.name}' names inputs that are missing:\n    "
+            f"Manifest '{p.name}' names inputs that are missing or not understood:\n    "
             + "\n    ".join(problems[:_LIST_AT_MOST])
             + more,
             f"correct the paths (relative paths are taken from {p.parent}), or remove those rows",

@@ -15,18 +15,23 @@ Schema ``spineai.batch.record/1`` (timestamps ISO 8601 UTC with microseconds)::
       "attempts": 1,                         # starts of this case with these inputs
       "run_token": "...",                    # which submission wrote the record
       "fingerprint": "<sha256 of the inputs' paths, sizes, times>",
-      "inputs": {"image": ..., "segmentation": ..., "mri": ..., "reference": ..., "truth": ...},
+      "inputs": {"image": ..., "segmentation": ..., "mri": ..., "axial": ..., "radiograph": ...,
+                 "reference": ..., "truth": ...},      # (+ "level_override" when the manifest gives one)
       "metadata": {...},                     # the manifest's extra columns
       "worker": {"host": ..., "pid": ...},
       "error": null | {"type": ..., "message": ..., "step": ..., "traceback": ...},
-      "results": {"triangles": [...], "grades": [...], "case": {...}},
+      "results": {"triangles": [...], "grades": [...], "case": {...},   # rows of the tables; the
+                  "levels": [...], "grading_axial": [...],              # later keys only for the
+                  "stenosis": [...], "radiograph": [...]},              # steps that ran
       "evaluation": {...},                   # when a reference / truth was given
       "custom": {...}                        # results of custom steps
     }
 
 A case is **finished** when its record says ``done`` for the same input fingerprint and every requested
 step is in ``steps_done``; anything else (no record, ``running`` left by a crash or an interruption,
-``failed``, other inputs or more steps) is run again.
+``failed``, other inputs or more steps) is run again. Records written before a results key existed
+(``levels``, the level columns of ``triangles``, ...) are read as they are: the tables leave those cells
+empty.
 """
 
 from __future__ import annotations

@@ -20,10 +20,15 @@ Output folder::
 
     OUT/cohort.json                 identity of the cohort (inputs hash, steps, settings) and run history
     OUT/cases/<case_id>/record.json status, steps done, timestamps, error, results (see record.py)
-    OUT/cases/<case_id>/...         the case's files (segmentation/, planning/, grading/, outcome/, case.json)
-    OUT/results.tsv, results.csv    one row per case, level, side and triangle
+    OUT/cases/<case_id>/...         the case's files (segmentation/, levels/, planning/, grading/, outcome/,
+                                    grading_axial/, stenosis/, radiograph/, case.json)
+    OUT/results.tsv, results.csv    one row per case, level, side and triangle (with the level columns)
     OUT/cases.tsv, failures.tsv     one row per case; one row per failed case
+    OUT/levels.tsv                  one row per case and vertebra (levels)
     OUT/grades.tsv                  one row per case and disc (grade-sagittal)
+    OUT/grading_axial.tsv           one row per case and grading (grade-axial)
+    OUT/stenosis.tsv                one row per case and region (stenosis)
+    OUT/radiograph.tsv              one row per case and level (radiograph)
     OUT/report.html                 cohort summary; OUT/cases/<case_id>/report.html per case
     OUT/superseded/<time>/          earlier content moved aside by --overwrite (nothing is deleted)
 """
@@ -42,12 +47,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api import CASE_STEPS, CT_STEPS, DEFAULT_LEVELS, DEFAULT_SIDES, MRI_STEPS, Result, check_steps
+from ..api import (
+    CASE_STEPS,
+    CT_STEPS,
+    DEFAULT_LEVELS,
+    DEFAULT_SIDES,
+    DEFAULT_STEPS,
+    INPUT_TITLES,
+    Result,
+    check_steps,
+)
 from ..errors import InputError
 from ..outputs import write_json
 from .cohort import Cohort, read_cohort
 from .record import now_iso, read_record, write_record
-from .worker import CaseTask, CustomStep, process_case
+from .worker import CaseTask, CustomStep, needed_inputs, process_case
 
 __all__ = ["COHORT_SCHEMA", "BatchSummary", "run_batch"]
 
@@ -391,11 +405,47 @@ def _resolved(path: Any) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
 
+#: settings added after the first cohorts were run: in the identity only when set, so that the output
+#: folders of earlier runs keep their identity
+_LATER_SETTINGS = ("axial_weights", "stenosis_weights", "radiograph_weights")
+
+
+def _identity_settings(
+    settings: Mapping[str, Any], wanted: Sequence[str], names: list[str]
+) -> dict[str, Any]:
+    """The settings that change results, as they enter the cohort's identity."""
+    out = {k: v for k, v in settings.items() if k not in ("device", "images", "surfaces")}
+    for key in _LATER_SETTINGS:
+        if out.get(key) is None:
+            out.pop(key, None)
+    if out.get("levels") is None:  # without numbering, "the lowest two levels" are the default levels
+        out["levels"] = list(DEFAULT_LEVELS) if "levels" not in wanted else "lowest two of the numbering"
+    out["custom_steps"] = names
+    return out
+
+
+def _check_inputs_of_steps(cohort: Cohort, wanted: Sequence[str]) -> None:
+    """Refuse a run whose steps need a column (``mri``, ``axial``, ``radiograph``) no case gives."""
+    needed = needed_inputs(wanted)
+    with_ct = any(s in CT_STEPS for s in wanted)
+    if not needed or (not with_ct and len(needed) == 1):
+        return  # CT only, or one kind of input read from ``image``
+    missing = [kind for kind in needed if not any(getattr(c, kind) is not None for c in cohort.cases)]
+    if missing:
+        what = ", ".join(f"'{k}' ({INPUT_TITLES[k]})" for k in missing)
+        raise InputError(
+            f"The steps {', '.join(wanted)} read different images, but the cohort names no {what}: the 'image' "
+            "column can stand for only one of them.",
+            f"add the column(s) {', '.join(missing)} to the manifest with each case's image, or run those steps "
+            "separately",
+        )
+
+
 def run_batch(
     source: str | os.PathLike | Cohort,
     out: str | os.PathLike,
     *,
-    steps: Sequence[str] = ("segment", "measure", "plan"),
+    steps: Sequence[str] = DEFAULT_STEPS,
     workers: int = 1,
     scheduler: Any = None,
     resume: bool = False,
@@ -403,12 +453,15 @@ def run_batch(
     weights: str | os.PathLike | None = None,
     device: str = "auto",
     fast: bool = True,
-    levels: Sequence[str] = DEFAULT_LEVELS,
+    levels: Sequence[str] | None = None,
     sides: Sequence[str] = DEFAULT_SIDES,
     images: bool = True,
     surfaces: bool = True,
     grading_weights: str | os.PathLike | None = None,
     outcome_weights: str | os.PathLike | None = None,
+    axial_weights: str | os.PathLike | None = None,
+    stenosis_weights: str | os.PathLike | None = None,
+    radiograph_weights: str | os.PathLike | None = None,
     label_convention: str | None = None,
     retries: int = 1,
     report: bool = True,
@@ -423,16 +476,22 @@ def run_batch(
     Args:
         source: folder of images (searched recursively), CSV/TSV manifest, or a :class:`Cohort`.
         out: output folder (layout in the module docstring).
-        steps: built-in steps: ``segment``, ``measure``, ``plan``, ``grade-sagittal``, ``outcome``. With a
-            manifest ``segmentation`` column, ``measure``/``plan`` use it and ``segment`` is skipped.
+        steps: built-in steps (:data:`spineai.api.CASE_STEPS`): ``segment``, ``levels``, ``measure``,
+            ``plan``, ``grade-sagittal``, ``outcome``, ``grade-axial``, ``stenosis``, ``radiograph`` (default
+            ``segment``, ``levels``, ``measure``, ``plan``). With a manifest ``segmentation`` column,
+            ``levels``/``measure``/``plan`` use it and ``segment`` is skipped; ``levels`` numbers the
+            vertebrae (with the manifest's ``level_override``) and the measurements use the new names.
         workers: local worker processes (1: in this process).
         scheduler: Dask scheduler address (``tcp://host:port``) or a ``distributed.Client``; overrides
             ``workers``.
         resume: continue in an ``out`` holding another cohort (finished cases with unchanged inputs kept).
         overwrite: start over: everything in ``out`` is first moved into ``out/superseded/<time>/``.
         weights, device, fast, surfaces: CT segmentation (see :func:`spineai.api.segment`).
-        levels, sides, images: triangle measurement and planning.
-        grading_weights, outcome_weights: MRI model weights (``None``: shipped).
+        levels, sides, images: triangle measurement and planning (``levels=None``: the two lowest disc
+            levels of each case's numbering; L4-L5, L5-S1 without the ``levels`` step).
+        grading_weights, outcome_weights, axial_weights, stenosis_weights: MRI model weights (``None``:
+            shipped demo models).
+        radiograph_weights: the radiograph model (required for the ``radiograph`` step: none is shipped).
         label_convention: naming of manifest segmentations without a sidecar.
         retries: extra attempts of a case after an unexpected error or a dead worker (input problems are
             never retried).
@@ -466,31 +525,36 @@ def run_batch(
         raise InputError(
             f"Custom step names {names} repeat, are empty or clash with built-in steps.", "rename them"
         )
-    mri_only = all(s in MRI_STEPS for s in wanted)
-    cohort = source if isinstance(source, Cohort) else read_cohort(source, pictures=mri_only)
-    if any(s in MRI_STEPS for s in wanted) and any(s in CT_STEPS for s in wanted):
-        if not any(c.mri is not None for c in cohort.cases):
-            raise InputError(
-                "CT steps and MRI steps were requested together, but the cohort names no MRI (no 'mri' column).",
-                "add an 'mri' column to the manifest with each case's sagittal T2, or run the MRI steps separately",
-            )
+    no_ct = not any(s in CT_STEPS for s in wanted)
+    cohort = source if isinstance(source, Cohort) else read_cohort(source, pictures=no_ct)
+    _check_inputs_of_steps(cohort, wanted)
     if "segment" in wanted and any(c.segmentation is None for c in cohort.cases):
         _check_segmentation_weights(weights)
+    if "radiograph" in wanted:
+        from ..api import resolve_radiograph_weights
+
+        resolve_radiograph_weights(radiograph_weights)  # every case would fail alike without a model
+        if radiograph_weights is not None and not Path(radiograph_weights).is_file():
+            raise InputError(
+                f"Radiograph weights '{radiograph_weights}' do not exist.",
+                "pass the .safetensors file written by 'spineai train radiograph' (its .json card beside it)",
+            )
     settings = {
         "weights": _resolved(weights),
         "device": device,
         "fast": bool(fast),
-        "levels": list(levels),
+        "levels": None if levels is None else list(levels),
         "sides": list(sides),
         "images": bool(images),
         "surfaces": bool(surfaces),
         "grading_weights": _resolved(grading_weights),
         "outcome_weights": _resolved(outcome_weights),
+        "axial_weights": _resolved(axial_weights),
+        "stenosis_weights": _resolved(stenosis_weights),
+        "radiograph_weights": _resolved(radiograph_weights),
         "label_convention": label_convention,
     }
-    identity_settings = {k: v for k, v in settings.items() if k not in ("device", "images", "surfaces")}
-    identity_settings["custom_steps"] = names
-    identity = _identity(cohort, wanted, identity_settings)
+    identity = _identity(cohort, wanted, _identity_settings(settings, wanted, names))
     out = Path(out).resolve()
     client, owned = _connect(scheduler, scheduler_timeout_s) if scheduler is not None else (None, False)
     try:

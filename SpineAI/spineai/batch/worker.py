@@ -117,6 +117,48 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def level_columns(levels: Mapping[str, Any] | None, level: str) -> dict[str, Any]:
+    """The level columns of one triangle row (``results.tsv``) from ``CaseOutput.levels``.
+
+    ``level_confidence``: the lower of the two vertebrae's confidences (``None`` when the numbering did not
+    run or failed, or names neither vertebra); ``level_trusted``: both vertebrae numbered and trusted;
+    ``levels_flagged``: the case's numbering has low confidence somewhere or a transitional junction (or
+    failed); ``castellvi``: the Castellvi type of the transitional vertebra (``None`` for type 0).
+    Without the ``levels`` step every value is ``None``.
+    """
+    if levels is None:
+        return {"level_confidence": None, "level_trusted": None, "levels_flagged": None, "castellvi": None}
+    if "error" in levels:
+        return {"level_confidence": None, "level_trusted": False, "levels_flagged": True, "castellvi": None}
+    by_name = {v["name"]: v for v in levels.get("vertebrae") or []}
+    pair = [by_name.get(n) for n in str(level).split("-")]
+    found = [v for v in pair if v is not None]
+    castellvi = (levels.get("transitional") or {}).get("castellvi_type")
+    return {
+        "level_confidence": round(min(float(v["confidence"]) for v in found), 3) if found else None,
+        "level_trusted": len(found) == 2 and all(bool(v["trusted"]) for v in found),
+        "levels_flagged": bool(levels.get("flagged")),
+        "castellvi": None if castellvi in (None, "0") else castellvi,
+    }
+
+
+def _level_summary(levels: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Per-case values of ``cases.tsv`` from ``CaseOutput.levels``."""
+    if levels is None:
+        return {}
+    if "error" in levels:
+        return {"levels_flagged": True, "levels_error": levels["error"]}
+    transitional = levels.get("transitional") or {}
+    castellvi = transitional.get("castellvi_type")
+    return {
+        "levels_flagged": bool(levels.get("flagged")),
+        "levels_anchor": (levels.get("anchor") or {}).get("method"),
+        "vertebrae_numbered": ",".join(v["name"] for v in levels.get("vertebrae") or []),
+        "transitional": transitional.get("kind"),
+        "castellvi": None if castellvi in (None, "0") else castellvi,
+    }
+
+
 def _case_results(result: Any, case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
     """(results for the tables, evaluation) of a finished :class:`~spineai.api.CaseOutput`."""
     from ..api import _jsonable
@@ -126,13 +168,22 @@ def _case_results(result: Any, case: Case) -> tuple[dict[str, Any], dict[str, An
     grades: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"segmentation_source": result.segmentation_source}
     evaluation: dict[str, Any] = {}
+    blocks: dict[str, Any] = {}
     if result.segmentation is not None:
         summary["structures_found"] = len(result.segmentation.structures)
         summary["segmentation_warnings"] = len(result.segmentation.warnings)
+    flagged_checks = sorted({c["name"] for c in result.checks if c.get("status") != "ok"})
+    if flagged_checks:
+        summary["checks_flagged"] = ",".join(flagged_checks)
+    summary.update(_level_summary(result.levels))
+    if result.level_result is not None:
+        blocks["levels"] = _jsonable(result.level_result.table_rows())
     if result.triangles is not None:
         from ..planning.tables import table_rows
 
         triangles = _jsonable(table_rows(result.triangles.measurements))
+        for row in triangles:
+            row.update(level_columns(result.levels, row.get("level", "")))
         summary["foramina_measured"] = len(result.triangles.measurements.measured)
         summary["foramina_requested"] = len(result.triangles.measurements.foramina)
         if case.truth is not None:
@@ -148,6 +199,38 @@ def _case_results(result: Any, case: Case) -> tuple[dict[str, Any], dict[str, An
     if result.outcome is not None:
         summary["outcome_probability_good"] = result.outcome.probability_good
         summary["outcome_predicted_good"] = result.outcome.predicted_good
+    if result.axial is not None:
+        rows = []
+        for g in result.axial.gradings:
+            row = {"grading": g.grading, "grade": g.grade, "grade_name": g.grade_name}
+            row.update({f"p_{k}": v for k, v in g.probabilities.items()})
+            row.update(p_grade_2_or_3=g.p_grade_2_or_3, grade_2_or_3=g.grade_2_or_3)
+            row["graded_slice"] = result.axial.graded_slice
+            rows.append(row)
+            summary[f"axial_{g.grading}"] = g.grade
+        blocks["grading_axial"] = _jsonable(rows)
+    if result.stenosis is not None:
+        rows = _jsonable(result.stenosis.engine.table_rows())
+        for row, region in zip(rows, result.stenosis.regions, strict=True):
+            for name, v in zip(("x0", "y0", "x1", "y1"), region.box_lps_mm, strict=True):
+                row[f"box_{name}_mm"] = v
+        blocks["stenosis"] = rows
+        summary["stenosis_moderate_severe"] = ",".join(
+            r.region for r in result.stenosis.regions if r.moderate_or_severe
+        )
+    if result.radiograph is not None:
+        blocks["radiograph"] = _jsonable(
+            [
+                {
+                    "level": lv.level,
+                    "probability": lv.probability,
+                    "threshold": lv.threshold,
+                    "herniation": lv.herniation,
+                }
+                for lv in result.radiograph.levels
+            ]
+        )
+        summary["radiograph_positive_levels"] = ",".join(result.radiograph.positive_levels())
     if case.reference is not None:
         labels = result.segmentation.labels if result.segmentation is not None else case.segmentation
         if labels is not None:
@@ -158,7 +241,7 @@ def _case_results(result: Any, case: Case) -> tuple[dict[str, Any], dict[str, An
                     summary[f"dice_{group}"] = scores[group]["dice"]
             dice = [s["dice"] for s in scores["structures"].values() if s["dice"] is not None]
             summary["dice_mean_structures"] = (sum(dice) / len(dice)) if dice else None
-    return {"triangles": triangles, "grades": grades, "case": summary}, evaluation
+    return {"triangles": triangles, "grades": grades, "case": summary, **blocks}, evaluation
 
 
 def process_case(task: CaseTask) -> dict[str, Any]:
@@ -223,14 +306,14 @@ def process_case(task: CaseTask) -> dict[str, Any]:
 
     try:
         with _quiet(task.quiet), _torch_threads(task.threads):
-            mri = case.mri if case.mri is not None else (case.image if not _needs_ct(task.steps) else None)
             result = None
             if task.steps:
                 result = run_case(
                     case.image if _needs_ct(task.steps) else None,
                     folder,
                     segmentation=case.segmentation,
-                    mri=mri,
+                    **step_inputs(case, task.steps),
+                    level_override=case.level_override,
                     steps=task.steps,
                     overwrite=True,
                     on_step=step_done,
@@ -263,3 +346,28 @@ def _needs_ct(steps: Sequence[str]) -> bool:
     from ..api import CT_STEPS
 
     return any(s in CT_STEPS for s in steps)
+
+
+def needed_inputs(steps: Sequence[str]) -> list[str]:
+    """The non-CT inputs (``mri``, ``axial``, ``radiograph``) ``steps`` read, in that order."""
+    from ..api import STEP_INPUTS
+
+    wanted = {STEP_INPUTS[s] for s in steps if s in STEP_INPUTS}
+    return [k for k in ("mri", "axial", "radiograph") if k in wanted]
+
+
+def step_inputs(case: Case, steps: Sequence[str]) -> dict[str, Path | None]:
+    """``mri=``, ``axial=``, ``radiograph=`` of :func:`spineai.api.run_case` for ``case``.
+
+    Each is its manifest column; a case without it reads ``image`` instead when the run has no CT step and
+    needs only that one kind of input (an MRI-only or radiograph-only cohort from a folder).
+    """
+    needed = needed_inputs(steps)
+    fallback = not _needs_ct(steps) and len(needed) == 1
+    out: dict[str, Path | None] = {}
+    for kind in ("mri", "axial", "radiograph"):
+        value = getattr(case, kind)
+        if value is None and fallback and kind in needed:
+            value = case.image
+        out[kind] = value
+    return out
