@@ -9,7 +9,10 @@ surfaces. "Correct in Segment Editor" opens Slicer's Segment Editor on it.
 Measure and Plan hand the CURRENT segmentation (corrections included) to ``spineai measure`` / ``spineai
 plan`` as a canonical label map, and load what the engine writes: the triangles and needle paths as markups
 (the engine's LPS points converted to RAS), a table of areas, angles and clearances, and the best C-arm view
-applied to the 3D view's camera. "Renumber vertebrae" runs ``spineai levels`` when the engine has it.
+applied to the 3D view's camera. "Renumber vertebrae" runs ``spineai levels`` when the engine has it and
+shows each vertebra's confidence and flags; a flagged numbering (low confidence, transitional anatomy) is
+shown in red in the panel and in a warning, and the triangle table of a renumbered segmentation carries
+each level's confidence and a mark where the level labels must be checked.
 "Export for retraining" writes the CT, the corrected canonical label map with its sidecar, and a provenance
 record in the layout ``spineai train segmentation --data FOLDER`` reads.
 """
@@ -38,6 +41,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from SpineAILib import engine, export, labels, planning, tables
 from SpineAILib.process import BackgroundProcess, ProcessResult, python_executable_for_slicer
+from SpineAISegmentationLib import levels as levelinfo
 
 #: segment node attributes recording where a segmentation came from
 ATTRIBUTE_ENGINE_OUTPUT = "SpineAI.EngineOutputFolder"
@@ -51,6 +55,8 @@ ATTRIBUTE_ROLE = "SpineAI.Role"
 ATTRIBUTE_RUN = "SpineAI.PlanningRun"
 ATTRIBUTE_SOURCE = "SpineAI.SourceSegmentation"
 ATTRIBUTE_MEASUREMENTS = "SpineAI.MeasurementsFile"
+#: the ``levels.json`` of the numbering a segmentation (or a measurement of it) carries
+ATTRIBUTE_LEVELS_FILE = "SpineAI.LevelsFile"
 #: structures every lumbosacral result must contain for triangle measurement
 REQUIRED_FOR_TRIANGLES = ("L5", "S1")
 #: levels the Plan section offers (L6 levels for a sixth lumbar vertebra)
@@ -129,6 +135,7 @@ class SpineAISegmentationParameterNode:
     planTilt: cranio-caudal tilt, -45..45 degrees, positive = cranial.
     planningTable: table of the last measurement or plan (areas mm2, angles degrees, clearances mm).
     levelsOverride: the user's statement for vertebra renumbering ("" = automatic).
+    levelsTable: table of the last renumbering (vertebra, confidence, trusted, flags, Castellvi).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -148,6 +155,7 @@ class SpineAISegmentationParameterNode:
     planTilt: Annotated[float, WithinRange(-engine.MAX_TILT_DEG, engine.MAX_TILT_DEG)] = 0.0
     planningTable: vtkMRMLTableNode
     levelsOverride: str = ""
+    levelsTable: vtkMRMLTableNode
 
 
 def _hubLogic():
@@ -176,6 +184,7 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self._probeJob = None
         self._views: list[planning.CarmView] = []
         self._viewsTable = None
+        self._levelsSource = None  # the segmentation whose level warning is shown
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -201,6 +210,8 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.progressBar.hide()
         self.ui.measureProgressBar.hide()
         self.ui.levelsCollapsibleButton.hide()  # shown when the engine has 'spineai levels'
+        self.ui.levelsWarningLabel.hide()
+        self.ui.planningLevelsWarningLabel.hide()
         # site weights are a per-user choice (application settings), not part of the scene
         self.ui.weightsPathLineEdit.currentPath = self.logic.userWeightsFile()
         self.ui.weightsPathLineEdit.connect("currentPathChanged(QString)", self.logic.setUserWeightsFile)
@@ -337,6 +348,10 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         )
         self.ui.resultsTableView.setMRMLTableNode(p.resultsTable)
         self.ui.planningTableView.setMRMLTableNode(p.planningTable)
+        self.ui.levelsTableView.setMRMLTableNode(p.levelsTable)
+        if p.outputSegmentation is not self._levelsSource:
+            self._levelsSource = p.outputSegmentation
+            self._showLevelsWarning(self.logic.levelsOfSegmentation(p.outputSegmentation), popup=False)
         if p.planningTable is not self._viewsTable:
             self._viewsTable = p.planningTable
             self._setViews(self.logic.viewsOfTable(p.planningTable))
@@ -348,6 +363,17 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.ui.outputSegmentationSelector.baseName = _("{volume} SpineAI").format(
                 volume=p.inputVolume.GetName()
             )
+
+    def _showLevelsWarning(self, levels, popup: bool) -> None:
+        """Show (in red, and with ``popup`` as a warning dialog and status message) why the numbering is
+        flagged; hide the warning when the levels can be trusted or are unknown."""
+        text = levelinfo.warning_text(levels)
+        for label in (self.ui.levelsWarningLabel, self.ui.planningLevelsWarningLabel):
+            label.text = text
+            label.visible = bool(text)
+        if text and popup:
+            slicer.util.showStatusMessage(text, 15000)
+            slicer.util.warningDisplay(text, windowTitle=_("SpineAI: check the level labels"))
 
     def _setViews(self, views) -> None:
         self._views = list(views)
@@ -500,6 +526,7 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 p.planningTable = planningResult.tableNode
             lines = planningResult.summary or [_("No foramen could be measured.")]
             self.ui.measureStatusLabel.text = "\n".join(lines)
+            self._showLevelsWarning(planningResult.levels, popup=True)
             if self._views:
                 with slicer.util.tryWithErrorDisplay(
                     _("Could not move the 3D view's camera."), waitCursor=False
@@ -562,13 +589,21 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             slicer.util.errorDisplay(_("Vertebra renumbering failed:\n\n{error}").format(error=error))
         else:
             p = self._parameterNode
+            levels = self.logic.lastLevels
+            self._levelsSource = segmentationNode
             if p is not None:
                 p.outputSegmentation = segmentationNode
                 p.resultsTable = self.logic.lastTable
-            self.ui.levelsStatusLabel.text = _(
-                "Renumbered into '{name}'; the previous segmentation is kept. Measure again to name the "
-                "triangles by the new levels."
-            ).format(name=segmentationNode.GetName())
+                p.levelsTable = self.logic.lastLevelsTable
+            self.ui.levelsStatusLabel.text = (
+                _(
+                    "Renumbered into '{name}'; the previous segmentation is kept. Measure again to name the "
+                    "triangles by the new levels."
+                ).format(name=segmentationNode.GetName())
+                + "\n"
+                + levelinfo.status_text(levels)
+            )
+            self._showLevelsWarning(levels, popup=True)
         self._onParameterNodeModified()
 
     # ------------------------------------------------------------------ correct / table / export
@@ -603,11 +638,13 @@ class PlanningResult:
         markupNodes: triangles (closed curves), needle paths (lines), entry/target points (point lists).
         tableNode: areas (mm2), angles (degrees), clearances (mm) per level, side and triangle.
         views: :class:`SpineAILib.planning.CarmView` per measured triangle, recommended first.
-        summary: one plain line per level and side.
+        summary: one plain line per level and side (marked where the level labels must be checked).
         folderItem: the subject hierarchy folder holding the nodes.
+        levels: the numbering of the measured segmentation (:class:`spineai.reports.levels.LevelLabels`),
+            ``None`` when it was not renumbered.
     """
 
-    def __init__(self, folder, kind, markupNodes, tableNode, views, summary, folderItem) -> None:
+    def __init__(self, folder, kind, markupNodes, tableNode, views, summary, folderItem, levels=None) -> None:
         self.folder = Path(folder)
         self.kind = kind
         self.markupNodes = list(markupNodes)
@@ -615,6 +652,12 @@ class PlanningResult:
         self.views = list(views)
         self.summary = list(summary)
         self.folderItem = folderItem
+        self.levels = levels
+
+    @property
+    def levelsWarning(self) -> str:
+        """Why the level labels must be checked ("" when they need not be)."""
+        return levelinfo.warning_text(self.levels)
 
     def nodesByRole(self, role: str) -> list:
         """The markups nodes of one role: ``"triangle"``, ``"triangle_view"``, ``"needle"``, ``"entry_target"``."""
@@ -637,6 +680,8 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self.lastTable = None
         self.lastMissing: list[str] = []
+        self.lastLevels = None
+        self.lastLevelsTable = None
 
     def getParameterNode(self) -> SpineAISegmentationParameterNode:
         return SpineAISegmentationParameterNode(super().getParameterNode())
@@ -1178,7 +1223,14 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         outputs = engine.PlanningOutputs(Path(outputDir)).check()
         specs = planning.read_markups(outputs.markups)
         measurements = planning.read_measurements(outputs.measurements)
-        data = tables.read_tsv(outputs.table)
+        levelsFile = levelinfo.find_levels_file(
+            [
+                outputs.folder,
+                segmentationNode.GetAttribute(ATTRIBUTE_LEVELS_FILE) if segmentationNode else None,
+            ]
+        )
+        levels = self._readLevels(levelsFile)
+        data = levelinfo.annotate_planning_table(tables.read_tsv(outputs.table), levels)
         sourceId = segmentationNode.GetID() if segmentationNode is not None else ""
 
         for node in slicer.util.getNodesByClass("vtkMRMLMarkupsNode"):
@@ -1205,6 +1257,8 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         tableNode = self.fillResultTable(None, data, title)
         tableNode.SetAttribute(ATTRIBUTE_MEASUREMENTS, str(outputs.measurements))
         tableNode.SetAttribute(ATTRIBUTE_SOURCE, sourceId)
+        if levels is not None:
+            tableNode.SetAttribute(ATTRIBUTE_LEVELS_FILE, str(levelsFile))
         shNode.SetItemParent(shNode.GetItemByDataNode(tableNode), folderItem)
         return PlanningResult(
             folder=outputs.folder,
@@ -1212,8 +1266,9 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             markupNodes=markupNodes,
             tableNode=tableNode,
             views=planning.carm_views(measurements),
-            summary=planning.summary_lines(measurements),
+            summary=levelinfo.annotate_summary(planning.summary_lines(measurements), levels),
             folderItem=folderItem,
+            levels=levels,
         )
 
     @staticmethod
@@ -1319,7 +1374,35 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             else f"{volumeNode.GetName()} levels"
         )
         node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-        return self.loadLabelMap(labelsPath, sidecarPath, volumeNode, node)
+        node = self.loadLabelMap(labelsPath, sidecarPath, volumeNode, node)
+        levelsFile = levelinfo.find_levels_file([outputDir])
+        self.lastLevels = self._readLevels(levelsFile)
+        self.lastLevelsTable = None
+        if self.lastLevels is not None:
+            node.SetAttribute(ATTRIBUTE_LEVELS_FILE, str(levelsFile))
+            self.lastLevelsTable = self.fillResultTable(
+                None, levelinfo.levels_table(self.lastLevels), f"{node.GetName()} levels"
+            )
+            self.lastLevelsTable.SetAttribute(ATTRIBUTE_LEVELS_FILE, str(levelsFile))
+            self.lastLevelsTable.SetAttribute(ATTRIBUTE_SOURCE, node.GetID())
+        return node
+
+    @staticmethod
+    def _readLevels(levelsFile):
+        """The numbering in a ``levels.json`` (``None`` when there is none or it cannot be read)."""
+        try:
+            return levelinfo.read_levels_file(levelsFile)
+        except ValueError as exc:
+            logging.warning("SpineAI: %s", exc)
+            return None
+
+    def levelsOfSegmentation(self, segmentationNode):
+        """The numbering a (renumbered) segmentation carries (``None`` when it was not renumbered)."""
+        if segmentationNode is None:
+            return None
+        return self._readLevels(
+            levelinfo.find_levels_file([segmentationNode.GetAttribute(ATTRIBUTE_LEVELS_FILE)])
+        )
 
     # ------------------------------------------------------------------ correct
     @staticmethod
@@ -1454,6 +1537,8 @@ class SpineAISegmentationTest(ScriptedLoadableModuleTest):
         self.test_load_result_names_colours_terminology()
         self.setUp()
         self.test_planning_files_become_ras_markups_table_and_camera()
+        self.setUp()
+        self.test_levels_file_marks_the_planning_table_and_warns()
 
     def test_load_result_names_colours_terminology(self):
         import json
@@ -1533,6 +1618,57 @@ class SpineAISegmentationTest(ScriptedLoadableModuleTest):
         dx, dy, dz = truth["direction"]
         np.testing.assert_allclose(seen / np.linalg.norm(seen), [-dx, -dy, dz], atol=1e-6)
         self.assertAlmostEqual(float(np.linalg.norm(seen)), 300.0, places=3)
+
+    def test_levels_file_marks_the_planning_table_and_warns(self):
+        import json
+
+        folder = Path(slicer.util.tempDirectory("SpineAI-levels-test-"))
+        _writePlanningFolder(folder / "measure")
+        vertebrae = [
+            ("L4", 0.59, False, ["low_confidence"], 23),
+            ("L5", 0.60, False, ["transitional", "low_confidence"], 24),
+            ("S1", 0.97, True, [], 26),
+        ]
+        levels = {
+            "format": "spineai-levels",
+            "anchor": {"method": "sacrum", "sacrum": True, "last_rib_bearing": None},
+            "vertebrae": [
+                {"name": n, "confidence": c, "trusted": t, "flags": f, "verse_label": v}
+                for n, c, t, f, v in vertebrae
+            ],
+            "transitional": {
+                "vertebra": "L5",
+                "kind": "castellvi",
+                "castellvi": {"left": {"type": "II"}, "right": {"type": "III"}},
+                "castellvi_type": "IV",
+            },
+            "flagged": True,
+        }
+        (folder / "levels.json").write_text(json.dumps(levels), encoding="utf-8")
+        volume = slicer.util.addVolumeFromArray(np.zeros((8, 8, 8), np.int16), name="CT")
+        seg = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "CT SpineAI renumbered")
+        logic = SpineAISegmentationLogic()
+        self.assertIsNone(logic.levelsOfSegmentation(seg))  # not renumbered: nothing to show
+        seg.SetAttribute(ATTRIBUTE_LEVELS_FILE, str(folder / "levels.json"))
+        self.assertEqual(logic.levelsOfSegmentation(seg).names, ["L4", "L5", "S1"])
+
+        result = logic.loadPlanningResult(folder / "measure", seg, volume, "measure")
+        self.assertIn("Castellvi type IV (left II, right III)", result.levelsWarning)
+        table = result.tableNode.GetTable()
+        self.assertTrue(
+            table.GetColumnByName("level_check").GetValue(0).startswith("⚠ check: L5 not trusted")
+        )
+        self.assertAlmostEqual(table.GetColumnByName("level_confidence").GetValue(0), 0.60, places=6)
+        self.assertAlmostEqual(table.GetColumnByName("area_mm2").GetValue(0), 40.0)
+        self.assertIn("check the level", result.summary[0])
+        self.assertEqual(result.tableNode.GetAttribute(ATTRIBUTE_LEVELS_FILE), str(folder / "levels.json"))
+
+        levelsTable = logic.fillResultTable(None, levelinfo.levels_table(result.levels), "levels")
+        self.assertEqual(levelsTable.GetNumberOfRows(), 3)
+        self.assertEqual(levelsTable.GetTable().GetColumnByName("Vertebra").GetValue(1), "L5")
+        self.assertAlmostEqual(
+            levelsTable.GetTable().GetColumnByName("Confidence").GetValue(1), 0.60, places=6
+        )
 
 
 def _writePlanningFolder(folder: Path) -> dict:

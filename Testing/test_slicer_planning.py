@@ -6,7 +6,10 @@
   pose (position = focal point - distance * direction, in RAS);
 - the real engine on a phantom's truth label map written the way the module writes a (corrected)
   segmentation: ``measure`` then ``plan`` run as background processes and write exactly the files the
-  module loads, whose points, names and numbers agree with each other.
+  module loads, whose points, names and numbers agree with each other;
+- the level numbering as the module shows it (``SpineAISegmentationLib.levels``): the vertebra table with
+  confidence and flags, the red warning of a flagged numbering, and the triangle table and summary lines
+  marked level by level, from real ``label_levels`` results and from ``spineai levels`` run in the background.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "SpineAI"))  # SpineAILib sits beside the engine package, as in Slicer
+sys.path.insert(0, str(REPO / "SpineAISegmentation"))  # the module's own Slicer-free helpers
 
 from SpineAILib import commands, engine, export, frames, labels, planning, tables  # noqa: E402
 from SpineAILib.process import BackgroundProcess  # noqa: E402
+from SpineAISegmentationLib import levels as levelinfo  # noqa: E402
 
 
 def _run(cmd: engine.EngineCommand, timeout: float = 300):
@@ -475,3 +480,161 @@ def test_measure_without_l5_s1_fails_and_says_why_in_plain_words(tmp_path):
     assert lines == [
         "L5-S1 left: not measured (L5-S1 is outside the field of view: L5 and S1 are not in the label map)"
     ]
+
+
+# ============================================================================ level numbering (Lib)
+TRIANGLE_TSV = (
+    "level\tside\ttriangle\tarea_mm2\tpath_safe\n"
+    "L4-L5\tleft\tkambin\t41.20\tyes\n"
+    "L5-S1\tleft\tsafe\t9.10\tyes\n"
+    "L5-S1\tright\tsafe\t8.70\tno\n"
+)
+
+
+@pytest.fixture(scope="module")
+def numberings(tmp_path_factory):
+    """Real numberings written as ``spineai levels`` writes levels.json: a Castellvi IV phantom numbered without
+    its CT (no rib in view: flagged, low confidence) and a normal phantom numbered with it (trusted)."""
+    from spineai.levels import label_levels
+    from spineai.phantom import generate_ct_phantom
+
+    root = tmp_path_factory.mktemp("levels")
+    out = {}
+    for name, seed, variant, with_ct in (("castellvi", 5, "castellvi_IV", False), ("normal", 3, None, True)):
+        case = generate_ct_phantom(
+            seed, spacing_mm=2.0, progress=False, **({"variant": variant} if variant else {})
+        )
+        result = label_levels(case.labels, ct=case.image if with_ct else None)
+        folder = root / name
+        folder.mkdir()
+        (folder / "levels.json").write_text(json.dumps(result.to_dict()), encoding="utf-8")
+        out[name] = (result, folder)
+    return out
+
+
+def test_flagged_numbering_gives_a_vertebra_table_a_red_warning_and_marked_rows(numberings):
+    result, folder = numberings["castellvi"]
+    assert result.flagged and not result.get("L5").trusted and result.transitional["castellvi_type"] == "IV"
+    path = levelinfo.find_levels_file([None, folder / "absent", folder])
+    assert path == folder / "levels.json"
+    info = levelinfo.read_levels_file(path)
+    table = levelinfo.levels_table(info)
+    assert [c.name for c in table.columns] == [
+        "Vertebra", "VerSe label", "Confidence", "Trusted", "Flags", "Castellvi", "Check",
+    ]  # fmt: skip
+    assert table.column("Vertebra") == result.names
+    assert table.column("Confidence") == pytest.approx([round(v.confidence, 3) for v in result.vertebrae])
+    assert table.column("Trusted") == ["yes" if v.trusted else "no" for v in result.vertebrae]
+    assert table.column("VerSe label") == [float(v.verse_label) for v in result.vertebrae]
+    for row, v in zip(table.rows, result.vertebrae, strict=True):
+        assert row["Flags"] == ", ".join(v.flags)
+        assert row["Check"].startswith("⚠") == (not v.trusted or "transitional" in v.flags)
+    l5 = table.rows[result.names.index("L5")]
+    assert l5["Castellvi"] == "left II, right III" and "L5 transitional" in l5["Check"]
+    warning = levelinfo.warning_text(info)
+    assert warning.startswith("⚠ Level labels flagged.")
+    assert "Castellvi type IV (left II, right III)" in warning and "Low confidence" in warning
+    assert warning.endswith("Check the level labels before acting on any level-named measurement.")
+    # the triangle table: each level's confidence (the lower of its two vertebrae) and the mark
+    data = levelinfo.annotate_planning_table(tables.parse_tsv(TRIANGLE_TSV), info)
+    assert [c.name for c in data.columns][:4] == ["level", "level_confidence", "level_check", "side"]
+    assert [c.numeric for c in data.columns][1:3] == [True, False]
+    l5_conf = round(result.get("L5").confidence, 3)
+    assert data.column("level_confidence") == pytest.approx(
+        [min(round(result.get("L4").confidence, 3), l5_conf), l5_conf, l5_conf]
+    )
+    assert all(c.startswith("⚠ check: ") and "L5 not trusted" in c for c in data.column("level_check"))
+    assert (
+        "Castellvi IV" in data.column("level_check")[1] and "L4 not trusted" in data.column("level_check")[0]
+    )
+    assert data.column("area_mm2") == [41.2, 9.1, 8.7]  # the measurement itself is unchanged
+    assert levelinfo.annotate_planning_table(data, info) is data  # annotated once only
+    lines = levelinfo.annotate_summary(
+        ["L5-S1 left: Kambin 40.0 mm2, safe 9.0 mm2", "No foramen could be measured."], info
+    )
+    assert lines[0].startswith("L5-S1 left: Kambin 40.0 mm2, safe 9.0 mm2 ⚠ check the level: L5 not trusted")
+    assert lines[1] == "No foramen could be measured."
+
+
+def test_trusted_numbering_shows_no_warning_and_no_marks(numberings):
+    result, folder = numberings["normal"]
+    info = levelinfo.read_levels_file(levelinfo.find_levels_file([folder]))
+    assert not info.flagged and levelinfo.warning_text(info) == ""
+    assert levelinfo.levels_table(info).column("Check") == [""] * len(result.names)
+    data = levelinfo.annotate_planning_table(tables.parse_tsv(TRIANGLE_TSV), info)
+    assert data.column("level_check") == ["", "", ""]
+    assert data.column("level_confidence")[1] == pytest.approx(round(result.get("L5").confidence, 3))
+    status = levelinfo.status_text(info)
+    assert status.startswith("Numbered from the sacrum") and "⚠" not in status
+    assert all(f"{v.name} {v.confidence:.2f}" in status for v in result.vertebrae)
+    lines = ["L5-S1 left: Kambin 40.0 mm2"]
+    assert levelinfo.annotate_summary(lines, info) == lines == levelinfo.annotate_summary(lines, None)
+    assert levelinfo.annotate_planning_table(data, None) is data and levelinfo.warning_text(None) == ""
+
+
+def test_level_files_that_cannot_be_read_are_refused_in_plain_words(tmp_path):
+    assert levelinfo.read_levels_file(None) is None and levelinfo.find_levels_file([tmp_path, None]) is None
+    with pytest.raises(ValueError, match="does not exist"):
+        levelinfo.read_levels_file(tmp_path / "levels.json")
+    (tmp_path / "levels.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        levelinfo.read_levels_file(tmp_path / "levels.json")
+    (tmp_path / "levels.json").write_text(json.dumps({"format": "spineai-triangle-measurements"}))
+    with pytest.raises(ValueError, match="not a 'spineai levels' result"):
+        levelinfo.read_levels_file(tmp_path / "levels.json")
+
+
+def test_segmentation_lib_imports_no_slicer():
+    import ast
+
+    forbidden = ("slicer", "qt", "ctk", "vtk", "PythonQt", "SpineAISegmentation")
+    files = sorted((REPO / "SpineAISegmentation" / "SpineAISegmentationLib").glob("*.py"))
+    assert len(files) >= 2
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module.split(".")[0]]
+            assert not any(n in forbidden for n in names), f"{f.name} imports {names}"
+
+
+def test_module_shows_levels_in_red_and_warns_through_slicer_util():
+    """The widget keeps the logic in the Lib: the warning labels are red in the .ui, and the module shows the
+    Lib's text with slicer.util.warningDisplay and a status message."""
+    import ast
+    import xml.etree.ElementTree as ET
+
+    ui = ET.parse(REPO / "SpineAISegmentation" / "Resources" / "UI" / "SpineAISegmentation.ui").getroot()
+    widgets = {w.get("name"): w for w in ui.iter("widget")}
+    for name in ("levelsWarningLabel", "planningLevelsWarningLabel"):
+        style = next(
+            p.findtext("string") for p in widgets[name].findall("property") if p.get("name") == "styleSheet"
+        )
+        assert "#b00000" in style and widgets[name].get("class") == "QLabel"
+    assert widgets["levelsTableView"].get("class") == "qMRMLTableView"
+    source = (REPO / "SpineAISegmentation" / "SpineAISegmentation.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    assert {"slicer.util.warningDisplay", "slicer.util.showStatusMessage", "levelinfo.warning_text"} <= calls
+    assert {
+        "levelinfo.annotate_planning_table",
+        "levelinfo.annotate_summary",
+        "levelinfo.levels_table",
+    } <= calls
+
+
+@pytest.mark.slow
+def test_levels_command_in_the_background_writes_what_the_module_reads(phantom_inputs, measured):
+    out = phantom_inputs["root"] / "levels"
+    cmd = engine.levels_command(phantom_inputs["labels"], out, ct_path=phantom_inputs["ct"])
+    result, _updates, _lines = _run(cmd, timeout=600)
+    assert result.succeeded, result.error
+    info = levelinfo.read_levels_file(levelinfo.find_levels_file([out]))
+    assert info.names[-3:] == ["L4", "L5", "S1"] and info.anchor_method in ("sacrum", "both")
+    assert not info.flagged and levelinfo.warning_text(info) == ""
+    assert engine.find_label_map(out)[0].name == "labels.nii.gz"  # the renumbered map the module loads
+    data = levelinfo.annotate_planning_table(tables.read_tsv(measured.table), info)
+    assert data.column("level") == ["L5-S1", "L5-S1"] and data.column("level_check") == ["", ""]
+    assert all(0.8 <= c <= 1.0 for c in data.column("level_confidence"))

@@ -2,6 +2,10 @@
 
 - :func:`write_report` (either, by what the folder holds), :func:`write_case_report` (``case.py``),
   :func:`write_cohort_report` (``cohort.py``). See ``docs/reports.md``.
+- :mod:`.levels`: the level labels (confidence, flags, Castellvi, the banner of a flagged case, the mark of
+  a level in doubt) and the input checks, read from ``case.json`` without failing on older cases.
+- :mod:`.check`: whether a page is self-contained (embedded PNG pictures that decode, nothing fetched), as
+  ``benchmarks/check_report_render.py`` checks it in headless Chromium.
 
 Research use only; not for clinical decisions.
 """

@@ -12,7 +12,12 @@ The report shows what it finds:
   ``gradcam_overlay.png``) and any other PNG;
 * **numbers**: the case's status (``record.json``), the triangle table (``measurements.tsv``), the
   segmented structures and volumes (``segmentation.json``), the per-disc grades (``grades.tsv``), the
-  outcome prediction (``outcome.json``) and the scores against ground truth (``record.json``).
+  outcome prediction (``outcome.json``) and the scores against ground truth (``record.json``);
+* **level labels** (``case.json["levels"]``, or the ``levels.json`` of ``spineai levels``): near the top,
+  the vertebrae with their confidence and trusted flag, the anchor of the numbering and the Castellvi type
+  per side; a flagged case (low confidence, transitional anatomy, or a failed numbering) opens with a red
+  banner, and every triangle row whose level involves a doubtful vertebra carries a mark;
+* **input checks** (``case.json["checks"]``): each warning and error with its fix.
 """
 
 from __future__ import annotations
@@ -26,8 +31,24 @@ from typing import Any
 from ..errors import InputError
 from ..outputs import write_text
 from .html import esc, page, png_img, read_table, table
+from .levels import (
+    LevelLabels,
+    checks_banner_html,
+    checks_section_html,
+    levels_banner_html,
+    levels_section_html,
+    read_checks,
+    read_levels,
+)
 
-__all__ = ["OVERLAY_NAME", "REPORT_NAME", "case_report_html", "find_case_files", "write_case_report"]
+__all__ = [
+    "OVERLAY_NAME",
+    "REPORT_NAME",
+    "case_level_labels",
+    "case_report_html",
+    "find_case_files",
+    "write_case_report",
+]
 
 REPORT_NAME = "report.html"
 OVERLAY_NAME = "segmentation_overlay.png"
@@ -57,6 +78,7 @@ TRIANGLE_COLUMNS = (
     "recommended",
 )
 TRIANGLE_HEADERS = {
+    "level_check": "level labels",
     "area_mm2": "area (mm2)",
     "standard_window_mm2": "window at 25 deg oblique (mm2)",
     "best_oblique_deg": "best oblique (deg)",
@@ -91,6 +113,7 @@ def find_case_files(case_dir: str | os.PathLike) -> dict[str, Any]:
         ("outcome.json", "outcome"),
         ("record.json", "record"),
         ("case.json", "case"),
+        ("levels.json", "levels"),
         ("labels.nii.gz", "labels"),
     ):
         match = [f for f in files if f.name == name]
@@ -220,6 +243,33 @@ def _evaluation_section(record: dict[str, Any]) -> list[str]:
     return out
 
 
+def case_level_labels(found: dict[str, Any], case: dict[str, Any] | None = None) -> LevelLabels | None:
+    """The case's level numbering: ``case.json["levels"]``, else a ``levels.json`` written by ``spineai levels``
+    (``None`` when the case has neither, as older cases)."""
+    case = _load_json(found.get("case")) if case is None else case
+    if case.get("levels"):
+        return read_levels(case["levels"])
+    data = _load_json(found.get("levels"))
+    return read_levels(data) if data.get("format") == "spineai-levels" else None
+
+
+def _triangle_rows(rows: list[dict[str, str]], levels: LevelLabels | None) -> list[dict[str, str]]:
+    """The triangle rows with a ``level_check`` mark (and the ``flagged`` row class) where the level is in doubt."""
+    out = []
+    for row in rows:
+        concern = levels.concern(row.get("level", "")) if levels is not None else ""
+        if not concern and str(row.get("level_trusted", "")).lower() == "no":
+            concern = f"level not trusted (confidence {row.get('level_confidence') or '?'})"
+        out.append(
+            {
+                **row,
+                "level_check": f"⚠ check: {concern}" if concern else "",
+                "_class": "flagged" if concern else "",
+            }
+        )
+    return out
+
+
 def case_report_html(case_dir: str | os.PathLike, make_missing_overlay: bool = True) -> str:
     """The HTML text of ``case_dir``'s report (see the module docstring)."""
     root = Path(case_dir)
@@ -236,8 +286,12 @@ def case_report_html(case_dir: str | os.PathLike, make_missing_overlay: bool = T
     found = find_case_files(root)
     record = _load_json(found.get("record"))
     case = _load_json(found.get("case"))
-    body: list[str] = []
+    levels = case_level_labels(found, case)
+    checks = read_checks(case.get("checks"))
+    body: list[str] = [b for b in (levels_banner_html(levels), checks_banner_html(checks)) if b]
     body += _status_section(record)
+    body += levels_section_html(levels)
+    body += checks_section_html(checks)
     if case.get("warnings"):
         body.append(
             "<h3>Warnings</h3><ul>" + "".join(f"<li>{esc(w)}</li>" for w in case["warnings"]) + "</ul>"
@@ -246,12 +300,24 @@ def case_report_html(case_dir: str | os.PathLike, make_missing_overlay: bool = T
     if "measurements" in found:
         columns, rows = read_table(found["measurements"])
         cols = [c for c in TRIANGLE_COLUMNS if c in columns]
+        rows = _triangle_rows(rows, levels)
+        if any(r["level_check"] for r in rows):
+            cols.insert(cols.index("level") + 1 if "level" in cols else 0, "level_check")
+        flagged_note = (
+            '<p class="bad">Rows marked ⚠ are named by a level whose labels are in doubt: check the level '
+            "labels before acting on them.</p>"
+            if any(r["_class"] for r in rows)
+            else ""
+        )
         body += [
             "<h2>Kambin's and the safe triangle</h2>",
             '<p class="note">True area in the reference view; windows = part reachable by a straight needle '
             "without crossing bone or nerve; C-arm angles in the level's frame (squared to the upper vertebra's "
             "inferior endplate). Paper (Fan et al. 2019, L5/S1): Kambin 37.8 +- 20.9 mm2, safe 8.69 +- 2.24 mm2.</p>",
-            table(rows, cols, headers=TRIANGLE_HEADERS),
+            flagged_note,
+            table(
+                rows, cols, headers=TRIANGLE_HEADERS, row_class="_class", cell_class={"level_check": "mark"}
+            ),
         ]
         messages = [r for r in rows if r.get("message")]
         if messages:

@@ -25,12 +25,15 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         description=(
             "Write a self-contained HTML report (pictures embedded as PNG, no external files).\n\n"
             "FOLDER is either one case (a 'spineai batch' case folder, or the output folder of 'spineai\n"
-            "measure', 'segment', 'grade sagittal' or 'outcome'): the report shows its C-arm views with the\n"
-            "triangles and needle, the 3D rendering, the segmentation overlaid on CT slices (drawn when\n"
-            "missing and the CT is known), Grad-CAM overlays, and the tables of areas, windows, needle\n"
-            "paths, grades and outcome; or a cohort ('spineai batch' --out folder, with cohort.json): a\n"
-            "summary with the distribution of triangle areas per level and side beside the paper's\n"
-            "figures, failures, evaluation against ground truth when given, and one report per case.\n\n"
+            "measure', 'segment', 'levels', 'grade sagittal' or 'outcome'): the report shows its C-arm views\n"
+            "with the triangles and needle, the 3D rendering, the segmentation overlaid on CT slices (drawn\n"
+            "when missing and the CT is known), Grad-CAM overlays, and the tables of areas, windows, needle\n"
+            "paths, grades and outcome, the level labels (each vertebra's confidence and flags, the\n"
+            "Castellvi type; a red banner and marked triangle rows when the numbering is flagged) and the\n"
+            "input checks; or a cohort ('spineai batch' --out folder, with cohort.json): a summary with the\n"
+            "distribution of triangle areas per level and side beside the paper's figures, the cases with\n"
+            "flagged level labels, input-check warnings, failures, evaluation against ground truth when\n"
+            "given, and one report per case.\n\n"
             "Research use only; not for clinical decisions."
         ),
         epilog=(

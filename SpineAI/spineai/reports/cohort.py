@@ -1,6 +1,9 @@
 """The HTML summary of a cohort (a ``spineai batch`` output folder), with a report per case.
 
-Sections: the cohort (source, steps, runs), case counts and failures, the distribution of Kambin's and
+Sections: the cohort (source, steps, runs), case counts and failures, the cases whose level labels are
+flagged (low confidence, transitional anatomy with its Castellvi type, or a failed numbering; from each
+case's ``case.json["levels"]`` or ``levels.json``, else the cohort's ``levels.tsv`` and the level columns of
+``results.tsv``), the input-check warnings and errors counted per check, the distribution of Kambin's and
 the safe triangle's true areas per level and side beside the paper's L5/S1 figures (Kambin 37.8 +- 20.9
 mm2, safe 8.69 +- 2.24 mm2; Fan et al., AJNR 2019), the best C-arm windows and needle paths, the
 evaluation against ground truth when the manifest gave one (triangle area errors against ``truth``,
@@ -19,10 +22,11 @@ from typing import Any
 
 from ..errors import InputError, OutputExistsError
 from ..outputs import write_text
-from .case import REPORT_NAME, write_case_report
-from .html import figure_img, page, read_table, table
+from .case import REPORT_NAME, case_level_labels, find_case_files, write_case_report
+from .html import banner, figure_img, page, read_table, table
+from .levels import KIND_TEXT, LEVELS_BANNER, CheckInfo, LevelLabels, read_checks
 
-__all__ = ["PAPER_AREAS_MM2", "cohort_report_html", "write_cohort_report"]
+__all__ = ["PAPER_AREAS_MM2", "cohort_level_labels", "cohort_report_html", "write_cohort_report"]
 
 #: the paper's areas at L5/S1 (mean, SD, mm2), Fan et al., AJNR 2019
 PAPER_AREAS_MM2 = {"kambin": (37.8, 20.9), "safe": (8.69, 2.24)}
@@ -60,11 +64,16 @@ def _pm(s: dict[str, Any], digits: int = 1) -> str:
     return f"{s['mean']:.{digits}f}" + ("" if sd is None else f" +- {sd:.{digits}f}")
 
 
-def _groups(rows: list[dict[str, str]], kind: str, column: str) -> dict[str, list[float]]:
-    """``{"L5-S1 left": [values]}`` of ``column`` for triangle ``kind`` (measured rows only)."""
+def _groups(
+    rows: list[dict[str, str]], kind: str, column: str, only_flagged: bool = False
+) -> dict[str, list[float]]:
+    """``{"L5-S1 left": [values]}`` of ``column`` for triangle ``kind`` (measured rows only; with
+    ``only_flagged``, only the rows whose level labels are in doubt)."""
     out: dict[str, list[float]] = {}
     for r in rows:
         if r.get("triangle") != kind or r.get("status") != "ok":
+            continue
+        if only_flagged and not r.get("_level_concern"):
             continue
         v = _float(r.get(column))
         if v is not None:
@@ -72,7 +81,9 @@ def _groups(rows: list[dict[str, str]], kind: str, column: str) -> dict[str, lis
     return dict(sorted(out.items()))
 
 
-def _area_figure(kind: str, groups: dict[str, list[float]]) -> str:
+def _area_figure(
+    kind: str, groups: dict[str, list[float]], flagged: dict[str, list[float]] | None = None
+) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,13 +101,27 @@ def _area_figure(kind: str, groups: dict[str, list[float]]) -> str:
         for i, k in enumerate(labels, start=1):
             x = i + rng.uniform(-0.12, 0.12, len(groups[k]))
             ax.scatter(x, groups[k], s=14, color="tab:blue", zorder=3)
+        marked = flagged or {}
+        for i, k in enumerate(labels, start=1):
+            if marked.get(k):
+                ax.scatter(
+                    [i] * len(marked[k]),
+                    marked[k],
+                    s=46,
+                    marker="x",
+                    color="tab:red",
+                    zorder=4,
+                    label="level labels flagged" if not any(marked.get(j) for j in labels[: i - 1]) else None,
+                )
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20)
     ax.set_ylabel("true area (mm2)")
     ax.set_title(f"{KIND_TITLES[kind]}: area per level and side")
     ax.legend(loc="upper right", fontsize=8)
-    return figure_img(
-        fig, alt=f"{kind} areas", caption=f"{KIND_TITLES[kind]} areas (box: quartiles; dots: cases)"
+    caption = f"{KIND_TITLES[kind]} areas (box: quartiles; dots: cases"
+    caption += (
+        "; red crosses: cases whose level labels are flagged)" if any((flagged or {}).values()) else ")"
     )
+    return figure_img(fig, alt=f"{kind} areas", caption=caption)
 
 
 def _truth_section(rows: list[dict[str, str]]) -> list[str]:
@@ -219,6 +244,188 @@ def _grades_section(out: Path) -> list[str]:
     ]
 
 
+def _load_case_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cohort_level_labels(
+    root: Path, case_ids: list[str], results: list[dict[str, str]]
+) -> tuple[dict[str, LevelLabels], dict[str, list[CheckInfo]]]:
+    """Per case, its level numbering and its input checks.
+
+    The numbering comes from the case folder (``cases/<id>/case.json["levels"]``, else its ``levels.json``,
+    as in the case report), else from the cohort's ``levels.tsv`` (one row per case and vertebra) with the
+    ``castellvi`` column of ``results.tsv``; a case whose ``results.tsv`` rows say ``levels_flagged = yes``
+    is flagged whatever the other sources say. Cases without any of them are left out.
+    """
+    _, level_rows = read_table(root / "levels.tsv")
+    by_case: dict[str, list[dict[str, str]]] = {}
+    for r in level_rows:
+        by_case.setdefault(r.get("case_id", ""), []).append(r)
+    levels: dict[str, LevelLabels] = {}
+    checks: dict[str, list[CheckInfo]] = {}
+    for cid in case_ids:
+        folder = root / "cases" / cid
+        data = _load_case_json(folder / "case.json")
+        info = case_level_labels(find_case_files(folder), data) if folder.is_dir() else None
+        case_results = [r for r in results if r.get("case_id") == cid]
+        castellvi = next((r.get("castellvi") for r in case_results if r.get("castellvi")), None)
+        if info is None and by_case.get(cid):
+            info = LevelLabels.from_table_rows(by_case[cid], castellvi_type=castellvi)
+        stated = any(str(r.get("levels_flagged", "")).lower() == "yes" for r in case_results)
+        if info is None and (stated or castellvi):
+            info = LevelLabels(flagged=stated, castellvi_type=castellvi)
+        if info is not None and stated and not info.flagged:
+            from dataclasses import replace
+
+            info = replace(info, flagged=True)
+        if info is not None:
+            levels[cid] = info
+        found = read_checks(data.get("checks"))
+        if found:
+            checks[cid] = found
+    return levels, checks
+
+
+def _row_concern(row: dict[str, str], info: LevelLabels | None) -> str:
+    """Why a results row's level must be checked ("" when it need not)."""
+    concern = info.concern(row.get("level", "")) if info is not None else ""
+    if not concern and str(row.get("level_trusted", "")).lower() == "no":
+        concern = f"level not trusted (confidence {row.get('level_confidence') or '?'})"
+    if not concern and info is not None and info.flagged and not info.vertebrae:
+        concern = "level labels of the case flagged"
+    return concern
+
+
+def _levels_section(levels: dict[str, LevelLabels], n_cases: int, links: dict[str, str]) -> list[str]:
+    if not levels:
+        return []
+    flagged = {cid: info for cid, info in levels.items() if info.flagged}
+    out = [
+        "<h2>Level labels</h2>",
+        f"<p><b>{len(flagged)}</b> of {len(levels)} case(s) with a level numbering have flagged level labels"
+        + (f" ({n_cases - len(levels)} case(s) have none recorded)" if n_cases > len(levels) else "")
+        + ".</p>",
+    ]
+    if not flagged:
+        return out
+    out.append(banner(f"{len(flagged)} case(s) with flagged level labels. {LEVELS_BANNER}", sorted(flagged)))
+    kinds: dict[str, int] = {}
+    for info in flagged.values():
+        if info.error:
+            key = "numbering failed"
+        elif info.castellvi_type not in (None, "", "0"):
+            key = f"Castellvi type {info.castellvi_type}"
+        elif info.transitional_kind:
+            key = KIND_TEXT.get(info.transitional_kind, info.transitional_kind)
+        elif info.untrusted:
+            key = "low confidence only"
+        else:
+            key = "flagged"
+        kinds[key] = kinds.get(key, 0) + 1
+    rows = []
+    for cid in sorted(flagged):
+        info = flagged[cid]
+        rows.append(
+            {
+                "case_id": cid,
+                "report": links.get(cid, ""),
+                "transitional": info.transitional_text,
+                "castellvi_type": info.castellvi_type or "",
+                "untrusted": ", ".join(info.untrusted),
+                "lowest_confidence": ""
+                if info.lowest_confidence is None
+                else f"{info.lowest_confidence:.2f}",
+                "anchor": info.anchor_text if (info.anchor_method or info.override) else "",
+                "reason": " ".join(info.reasons()),
+            }
+        )
+    columns = [
+        c
+        for c in (
+            "case_id",
+            "transitional",
+            "castellvi_type",
+            "untrusted",
+            "lowest_confidence",
+            "anchor",
+            "reason",
+        )
+        if c == "case_id" or any(r[c] for r in rows)
+    ]
+    out.append(
+        table(
+            rows,
+            columns,
+            headers={
+                "castellvi_type": "Castellvi type",
+                "untrusted": "levels not trusted",
+                "lowest_confidence": "lowest confidence",
+                "anchor": "numbered from",
+            },
+            links={"case_id": "report"},
+        )
+    )
+    out.append("<h3>Why they are flagged (cases)</h3>")
+    out.append(
+        table(
+            [{"reason": k, "cases": v} for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))],
+            ("reason", "cases"),
+        )
+    )
+    return out
+
+
+def _checks_section(checks: dict[str, list[CheckInfo]], links: dict[str, str]) -> list[str]:
+    if not checks:
+        return []
+    counts: dict[str, dict[str, int]] = {}
+    problems = []
+    for cid in sorted(checks):
+        for c in checks[cid]:
+            entry = counts.setdefault(c.name, {"ok": 0, "warning": 0, "error": 0})
+            entry[c.status if c.status in entry else "warning"] += 1
+            if c.problem:
+                problems.append(
+                    {
+                        "case_id": cid,
+                        "report": links.get(cid, ""),
+                        "check": c.name,
+                        "status": c.status,
+                        "message": c.message,
+                        "fix": c.fix or "",
+                        "_class": "flagged" if c.status == "error" else "",
+                    }
+                )
+    n_warn = sum(1 for p in problems if p["status"] == "warning")
+    n_err = sum(1 for p in problems if p["status"] == "error")
+    cases_with = len({p["case_id"] for p in problems})
+    out = [
+        "<h2>Input checks</h2>",
+        f"<p>{len(checks)} case(s) checked: <b>{n_warn}</b> warning(s) and <b>{n_err}</b> error(s) in "
+        f"{cases_with} case(s).</p>",
+        table(
+            [{"check": k, **v} for k, v in sorted(counts.items())],
+            ("check", "ok", "warning", "error"),
+            headers={"ok": "passed", "warning": "warnings", "error": "errors"},
+        ),
+    ]
+    if problems:
+        out.append(
+            table(
+                problems,
+                ("case_id", "check", "status", "message", "fix"),
+                links={"case_id": "report"},
+                row_class="_class",
+            )
+        )
+    return out
+
+
 def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
     """The HTML text of the cohort summary of a ``spineai batch`` output folder."""
     root = Path(cohort_dir)
@@ -234,6 +441,15 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
     _, failures = read_table(root / "failures.tsv")
     n_cases = len(cohort.get("case_ids") or cases)
     n_done = sum(1 for c in cases if c.get("status") == "done")
+    case_ids = [str(c) for c in cohort.get("case_ids") or []] or [c.get("case_id", "") for c in cases]
+    links = {
+        cid: f"cases/{cid}/{REPORT_NAME}"
+        for cid in case_ids
+        if (root / "cases" / cid / REPORT_NAME).is_file()
+    }
+    levels, checks = cohort_level_labels(root, case_ids, results)
+    for r in results:
+        r["_level_concern"] = _row_concern(r, levels.get(r.get("case_id", "")))
     body: list[str] = []
 
     source = cohort.get("source") or {}
@@ -274,6 +490,8 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
     if failures:
         body.append(f'<h2 class="bad">Failures ({len(failures)})</h2>')
         body.append(table(failures, ("case_id", "status", "step", "error_type", "error", "attempts")))
+    body += _levels_section(levels, n_cases, links)
+    body += _checks_section(checks, links)
 
     if results:
         body.append("<h2>Triangle areas</h2>")
@@ -283,9 +501,10 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
             "measured by hand on 3D renderings.</p>"
         )
         summary_rows = []
+        any_levels = bool(levels) or any("level_trusted" in r for r in results)
         for kind in ("kambin", "safe"):
             groups = _groups(results, kind, "area_mm2")
-            body.append(_area_figure(kind, groups))
+            body.append(_area_figure(kind, groups, _groups(results, kind, "area_mm2", only_flagged=True)))
             windows = _groups(results, kind, "best_window_mm2")
             for key, values in groups.items():
                 s = _stats(values)
@@ -295,9 +514,14 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
                     if r.get("triangle") == kind and f"{r.get('level')} {r.get('side')}" == key
                 ]
                 n_usable = sum(1 for r in usable if r.get("usable_view") == "yes")
+                n_flagged = sum(1 for r in usable if r.get("_level_concern"))
                 mean, sd = PAPER_AREAS_MM2[kind]
                 summary_rows.append(
                     {
+                        "level_labels": (f"⚠ {n_flagged}/{len(usable)} flagged" if n_flagged else "ok")
+                        if any_levels
+                        else "",
+                        "_class": "flagged" if n_flagged else "",
                         "triangle": KIND_TITLES[kind],
                         "foramen": key,
                         "n": s["n"],
@@ -311,11 +535,32 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
                         else "",
                     }
                 )
+        summary_columns = [
+            "triangle",
+            "foramen",
+            "n",
+            "area",
+            "median",
+            "range",
+            "paper",
+            "best_window",
+            "usable",
+        ]
+        if any_levels:
+            summary_columns.insert(2, "level_labels")
+            body.append(
+                '<p class="note">Level labels: how many of the measured foramina of the row are named by a level '
+                "whose labels are flagged (a vertebra not trusted, transitional or merged, or a failed numbering); "
+                "their areas are marked with red crosses in the plots.</p>"
+            )
         body.append(
             table(
                 summary_rows,
-                ("triangle", "foramen", "n", "area", "median", "range", "paper", "best_window", "usable"),
+                summary_columns,
+                row_class="_class",
+                cell_class={"level_labels": "mark"},
                 headers={
+                    "level_labels": "level labels",
                     "area": "area mean +- SD (mm2)",
                     "median": "median (mm2)",
                     "range": "range (mm2)",
@@ -332,14 +577,27 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
 
     if cases:
         for c in cases:
-            report = root / "cases" / c.get("case_id", "") / REPORT_NAME
-            c["report"] = f"cases/{c.get('case_id')}/{REPORT_NAME}" if report.is_file() else ""
+            cid = c.get("case_id", "")
+            c["report"] = links.get(cid, "")
+            info = levels.get(cid)
+            c["level_labels"] = "" if info is None else ("⚠ flagged" if info.flagged else "ok")
+            c["castellvi"] = "" if info is None else (info.castellvi_type or "")
+            problems = [k for k in checks.get(cid, []) if k.problem]
+            c["input_checks"] = (
+                ", ".join(f"{k.name} {k.status}" for k in problems)
+                if problems
+                else ("ok" if cid in checks else "")
+            )
+            c["_class"] = "flagged" if info is not None and info.flagged else ""
         body.append("<h2>Cases</h2>")
         columns = [
             col
             for col in (
                 "case_id",
                 "status",
+                "level_labels",
+                "castellvi",
+                "input_checks",
                 "steps_done",
                 "attempts",
                 "duration_s",
@@ -351,7 +609,16 @@ def cohort_report_html(cohort_dir: str | os.PathLike) -> str:
             )
             if any(c.get(col) for c in cases)
         ]
-        body.append(table(cases, columns, links={"case_id": "report"}))
+        body.append(
+            table(
+                cases,
+                columns,
+                links={"case_id": "report"},
+                row_class="_class",
+                cell_class={"level_labels": "mark"},
+                headers={"level_labels": "level labels", "input_checks": "input checks"},
+            )
+        )
     return page("SpineAI cohort report", body, subtitle=str(root.resolve()))
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["esc", "figure_img", "page", "png_img", "read_table", "table"]
+__all__ = ["banner", "esc", "figure_img", "page", "png_img", "read_table", "table"]
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto;
@@ -35,6 +35,15 @@ figcaption { font-size: 0.85em; color: #555; }
 .note { color: #555; font-size: 0.9em; }
 .bad { color: #a40000; }
 .good { color: #1d6b1d; }
+.warn { color: #8a5300; }
+.banner { border: 2px solid #a40000; background: #fdecea; color: #7a0000; padding: 8px 12px; margin: 12px 0;
+          font-weight: bold; border-radius: 4px; }
+.banner.caution { border-color: #b26a00; background: #fff4e5; color: #6b4000; }
+.banner ul { margin: 4px 0 0; font-weight: normal; }
+tr.flagged td, tr.flagged:nth-child(even) td { background: #fdecea; }
+.mark { color: #a40000; font-weight: bold; }
+details { margin: 6px 0 12px; }
+summary { cursor: pointer; color: #2b5c8a; }
 .footer { margin-top: 3em; font-size: 0.8em; color: #777; border-top: 1px solid #ddd; padding-top: 6px; }
 """
 
@@ -58,6 +67,8 @@ def table(
     headers: Mapping[str, str] | None = None,
     links: Mapping[str, str] | None = None,
     fmt: Mapping[str, str] | None = None,
+    row_class: str | None = None,
+    cell_class: Mapping[str, str] | None = None,
 ) -> str:
     """An HTML table of ``rows`` (dicts) with ``columns``.
 
@@ -65,12 +76,18 @@ def table(
         headers: column -> header text (default: the column name).
         links: column -> key of a row value holding a relative link for that cell.
         fmt: column -> format spec for numbers (e.g. ``".1f"``).
+        row_class: key of a row value holding the CSS class of its ``<tr>`` (e.g. ``"flagged"``).
+        cell_class: column -> CSS class of its non-empty cells (e.g. ``"mark"``); with ``row_class``, only in
+            the rows that have a class (the marked ones).
     """
     headers = headers or {}
     links = links or {}
     fmt = fmt or {}
+    cell_class = cell_class or {}
     out = ["<table>", "<tr>" + "".join(f"<th>{esc(headers.get(c, c))}</th>" for c in columns) + "</tr>"]
     for row in rows:
+        tr_class = row.get(row_class) if row_class else None
+        marked = bool(tr_class) or not row_class
         cells = []
         for c in columns:
             value = row.get(c)
@@ -82,9 +99,11 @@ def table(
             link = row.get(links[c]) if c in links else None
             if link:
                 body = f'<a href="{esc(link)}">{body}</a>'
-            cls = ' class="num"' if _is_number(text) else ""
+            mark = cell_class.get(c) if text and marked else None
+            classes = [n for n in ("num" if _is_number(text) else None, mark) if n]
+            cls = f' class="{esc(" ".join(classes))}"' if classes else ""
             cells.append(f"<td{cls}>{body}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append((f'<tr class="{esc(tr_class)}">' if tr_class else "<tr>") + "".join(cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -98,6 +117,17 @@ def png_img(
     style = f' style="width:{int(width)}px"' if width else ""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     return f'<figure><img src="{uri}" alt="{esc(alt)}"{style}>{cap}</figure>'
+
+
+def banner(title: str, items: Sequence[str] = (), caution: bool = False) -> str:
+    """A boxed warning at the top of a page: ``title`` in bold and the ``items`` as a list below it.
+
+    Args:
+        caution: orange (something to read) instead of red (something to check before acting).
+    """
+    listed = "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>" if items else ""
+    cls = "banner caution" if caution else "banner"
+    return f'<div class="{cls}" role="alert">{esc(title)}{listed}</div>'
 
 
 def figure_img(fig: Any, alt: str, caption: str | None = None, dpi: int = 90) -> str:

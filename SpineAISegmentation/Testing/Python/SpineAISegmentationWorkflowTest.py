@@ -228,6 +228,20 @@ class SpineAISegmentationWorkflowTest(ScriptedLoadableModuleTest):
             self.assertNotEqual(renumbered, seg)
             self.assertGreater(renumbered.GetSegmentation().GetNumberOfSegments(), 0)
             self.assertIsNotNone(slicer.mrmlScene.GetNodeByID(seg.GetID()))  # the original is kept
+            # the numbering comes with it: one table row per vertebra, and the new segmentation remembers it
+            levels = logic.lastLevels
+            self.assertIsNotNone(levels, "spineai levels wrote no levels.json")
+            self.assertEqual(logic.lastLevelsTable.GetNumberOfRows(), len(levels.vertebrae))
+            self.assertEqual(logic.levelsOfSegmentation(renumbered).names, levels.names)
+            # measuring the renumbered segmentation gives each level's confidence and the check column
+            remeasured = logic.measure(renumbered, volume, levels=["L5-S1"], sides=["right"], timeout=1800)
+            self.assertIs(type(remeasured.levels), type(levels))
+            names = [
+                remeasured.tableNode.GetColumnName(c)
+                for c in range(remeasured.tableNode.GetNumberOfColumns())
+            ]
+            self.assertIn("level_confidence", names)
+            self.assertIn("level_check", names)
 
     def test_measure_refuses_a_missing_segmentation(self):
         import SpineAISegmentation
