@@ -110,7 +110,9 @@ def test_demo_writes_volume_labels_segmentation_and_picture(tmp_path, capsys):
         assert "segmentation skipped" in printed
         assert "measured on the phantom's ground-truth label map" in printed
     if _installed("outcome_demo"):  # outcome probability with a Grad-CAM on the sagittal T2 phantom's grid
-        assert (out / "outcome" / "gradcam.nii.gz").is_file() and (out / "mri" / "sagittal_t2.nii.gz").is_file()
+        assert (out / "outcome" / "gradcam.nii.gz").is_file() and (
+            out / "mri" / "sagittal_t2.nii.gz"
+        ).is_file()
         assert "probability of a good outcome" in printed
     if _installed("axial_grader_demo"):  # axial LDH/LCCS/LNRC grades with Grad-CAM pictures
         assert (out / "axial_grading" / "gradcam_ldh.png").is_file()

@@ -127,7 +127,9 @@ def test_youden_threshold_is_procs_best_point():
     assert choice.threshold == pytest.approx(0.22)
     assert round(choice.specificity, 3) == 0.806 and round(choice.sensitivity, 3) == 0.634
     m = binary_metrics(ASAH_POOR, ASAH_S100B, choice.threshold)
-    assert m.sensitivity == pytest.approx(choice.sensitivity) and m.specificity == pytest.approx(choice.specificity)
+    assert m.sensitivity == pytest.approx(choice.sensitivity) and m.specificity == pytest.approx(
+        choice.specificity
+    )
     # no threshold does better
     for t in np.unique(ASAH_S100B):
         mt = binary_metrics(ASAH_POOR, ASAH_S100B, t)
@@ -140,7 +142,9 @@ def test_binary_metrics_counts_by_hand():
     m = binary_metrics(y, s, 0.6)  # called positive: 0.9, 0.6, 0.7, 0.6 (>=)
     assert (m.tp, m.fp, m.tn, m.fn) == (2, 2, 2, 1)
     assert m.sensitivity == pytest.approx(2 / 3) and m.specificity == pytest.approx(0.5)
-    assert m.accuracy == pytest.approx(4 / 7) and m.ppv == pytest.approx(0.5) and m.npv == pytest.approx(2 / 3)
+    assert (
+        m.accuracy == pytest.approx(4 / 7) and m.ppv == pytest.approx(0.5) and m.npv == pytest.approx(2 / 3)
+    )
     none_called = binary_metrics(y, s, 2.0)
     assert math.isnan(none_called.ppv) and none_called.to_dict()["ppv"] is None
 

@@ -53,16 +53,23 @@ __all__ = [
 def _binary_labels(y_true: Any, name: str = "y_true") -> np.ndarray:
     y = np.asarray(y_true)
     if y.ndim != 1:
-        raise InputError(f"{name} has shape {y.shape}; a 1-D vector of 0/1 labels is needed.", "pass one label per case")
+        raise InputError(
+            f"{name} has shape {y.shape}; a 1-D vector of 0/1 labels is needed.", "pass one label per case"
+        )
     if y.dtype == bool:
         return y.astype(np.int64)
     try:
         yf = y.astype(float)
     except (TypeError, ValueError):
-        raise InputError(f"{name} holds non-numeric values; labels must be 0/1.", "encode the positive class as 1") from None
+        raise InputError(
+            f"{name} holds non-numeric values; labels must be 0/1.", "encode the positive class as 1"
+        ) from None
     if not np.all(np.isin(yf, (0.0, 1.0))):
         bad = sorted({float(v) for v in yf[~np.isin(yf, (0.0, 1.0))]})[:5]
-        raise InputError(f"{name} holds values other than 0 and 1 (e.g. {bad}).", "encode the positive class as 1, the other as 0")
+        raise InputError(
+            f"{name} holds values other than 0 and 1 (e.g. {bad}).",
+            "encode the positive class as 1, the other as 0",
+        )
     return yf.astype(np.int64)
 
 
@@ -70,7 +77,8 @@ def _scores(y_score: Any, n: int, name: str = "y_score") -> np.ndarray:
     s = np.asarray(y_score, dtype=float)
     if s.ndim != 1 or s.shape[0] != n:
         raise InputError(
-            f"{name} has shape {s.shape} but there are {n} labels.", "pass exactly one score per labelled case"
+            f"{name} has shape {s.shape} but there are {n} labels.",
+            "pass exactly one score per labelled case",
         )
     if not np.all(np.isfinite(s)):
         raise InputError(f"{name} contains NaN or infinite values.", "remove the cases without a valid score")
@@ -225,7 +233,14 @@ def delong_paired_test(y_true: Any, score_a: Any, score_b: Any) -> dict[str, flo
     else:
         z = diff / se
         p = float(2.0 * _scipy_stats.norm.sf(abs(z)))
-    return {"auc_a": float(auc[0]), "auc_b": float(auc[1]), "difference": diff, "se": se, "z": z, "p_value": p}
+    return {
+        "auc_a": float(auc[0]),
+        "auc_b": float(auc[1]),
+        "difference": diff,
+        "se": se,
+        "z": z,
+        "p_value": p,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -262,7 +277,9 @@ def binary_metrics(y_true: Any, y_score: Any, threshold: float) -> BinaryMetrics
     y = _binary_labels(y_true)
     s = _scores(y_score, y.size)
     if not math.isfinite(float(threshold)):
-        raise InputError(f"Threshold {threshold} is not a finite number.", "pass a finite threshold, e.g. 0.5")
+        raise InputError(
+            f"Threshold {threshold} is not a finite number.", "pass a finite threshold, e.g. 0.5"
+        )
     called = s >= float(threshold)
     tp = int(np.sum(called & (y == 1)))
     fp = int(np.sum(called & (y == 0)))
@@ -356,7 +373,9 @@ def grouped_kfold(
 
     g = np.asarray(groups)
     if g.ndim != 1 or g.size == 0:
-        raise InputError("groups must be a non-empty 1-D vector (one patient id per case).", "pass one id per case")
+        raise InputError(
+            "groups must be a non-empty 1-D vector (one patient id per case).", "pass one id per case"
+        )
     unique = np.unique(g)
     if n_splits < 2:
         raise InputError(f"n_splits={n_splits}: at least 2 folds are needed.", "pass n_splits >= 2")
@@ -370,7 +389,9 @@ def grouped_kfold(
         labels = _binary_labels(y, "y") if np.asarray(y).dtype != object else np.asarray(y)
         if labels.shape[0] != g.size:
             raise InputError(f"y has {labels.shape[0]} values for {g.size} cases.", "pass one label per case")
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=shuffle, random_state=seed if shuffle else None)
+        splitter = StratifiedGroupKFold(
+            n_splits=n_splits, shuffle=shuffle, random_state=seed if shuffle else None
+        )
         splits = list(splitter.split(x, labels, g))
     else:
         splits = list(GroupKFold(n_splits=n_splits).split(x, None, g))
@@ -379,7 +400,9 @@ def grouped_kfold(
     for train_idx, val_idx in splits:
         shared = np.intersect1d(g[train_idx], g[val_idx])
         if shared.size:  # would be a scikit-learn bug; never hand out leaking folds
-            raise RuntimeError(f"fold assignment put patient(s) {shared[:5].tolist()} in training and validation")
+            raise RuntimeError(
+                f"fold assignment put patient(s) {shared[:5].tolist()} in training and validation"
+            )
         seen[val_idx] += 1
         out.append((np.sort(train_idx), np.sort(val_idx)))
     if not np.all(seen == 1):
@@ -441,7 +464,9 @@ def bootstrap_ci(
             images of a patient do not narrow the interval.
     """
     if n_resamples < 100:
-        raise InputError(f"n_resamples={n_resamples} is too few for a percentile interval.", "use 1000 or more")
+        raise InputError(
+            f"n_resamples={n_resamples} is too few for a percentile interval.", "use 1000 or more"
+        )
     if not 0.0 < level < 1.0:
         raise InputError(f"Confidence level {level} is not in (0, 1).", "pass e.g. 0.95")
     y = np.asarray(y_true)
@@ -460,7 +485,10 @@ def bootstrap_ci(
             picked = rng.integers(0, unique.size, unique.size)
             idx = np.concatenate([members[k] for k in picked])
         elif stratified:
-            parts = [rng.choice(np.flatnonzero(y == c), size=int(np.sum(y == c)), replace=True) for c in np.unique(y)]
+            parts = [
+                rng.choice(np.flatnonzero(y == c), size=int(np.sum(y == c)), replace=True)
+                for c in np.unique(y)
+            ]
             idx = np.concatenate(parts)
         else:
             idx = rng.integers(0, y.shape[0], y.shape[0])

@@ -424,9 +424,35 @@ def _ilium_contact(inst: Instance, array: np.ndarray, grid: Grid) -> list[str]:
     return sides
 
 
-def _is_sacrum(instances: list[Instance], array: np.ndarray, grid: Grid, evidence: list[str]) -> bool:
+def _disc_below(low: Instance, discs: list[dict[str, Any]]) -> bool:
+    """Whether a disc lies caudal to ``low`` in its column (then ``low`` is a vertebra, not the sacrum)."""
+    m = low.body_mask()
+    body = low.points[m] if np.any(m) else low.points
+    body_bottom = float((body @ low.axis).min())
+    centre = body.mean(axis=0)
+    for d in discs:
+        rel = d["centre"] - centre
+        radial = float(np.linalg.norm(rel - (rel @ low.axis) * low.axis))
+        if float(d["centre"] @ low.axis) < body_bottom + 2.0 and radial < 25.0:
+            return True
+    return False
+
+
+def _is_sacrum(
+    instances: list[Instance],
+    array: np.ndarray,
+    grid: Grid,
+    evidence: list[str],
+    discs: list[dict[str, Any]] | None = None,
+) -> bool:
     low = instances[-1]
     others = instances[:-1]
+    if discs and _disc_below(low, discs):
+        evidence.append(
+            f"the lowest labelled bone ('{low.input_name}') rests on a disc: it is a mobile vertebra and the bone "
+            "below that disc is not in the label map"
+        )
+        return False
     ilia = _ilium_contact(low, array, grid)
     if len(ilia) == 2:
         evidence.append("the lowest bone touches both iliac bones (sacroiliac joints): it is the sacrum")
@@ -713,10 +739,10 @@ def label_levels(labelmap: Any, ct: Any = None, override: Any = None) -> LevelRe
     sacrum: Instance | None = None
     sacrum_pts = np.zeros((0, 3))
     sacrum_flat = None
-    if len(instances) >= 2 and _is_sacrum(instances, array, grid, evidence):
+    if len(instances) >= 2 and _is_sacrum(instances, array, grid, evidence, ctx["discs"]):
         sacrum = instances[-1]
         sacrum_pts, sacrum_flat = sacrum.points, sacrum.flat
-    elif len(instances) == 1 and _is_sacrum(instances, array, grid, evidence):
+    elif len(instances) == 1 and _is_sacrum(instances, array, grid, evidence, ctx["discs"]):
         raise InputError(
             "The label map holds only the sacrum (no vertebra above it).",
             "segment the lumbar vertebrae as well, or check the field of view",
