@@ -214,7 +214,7 @@ def test_run_case_segments_then_measures(tmp_path, single_torch_thread):  # noqa
         surfaces=False,
         levels=["L5-S1"],
     )
-    assert case.steps_done == ["segment", "measure"] and case.segmentation_source == "model"
+    assert case.steps_done == ["segment", "levels", "measure"] and case.segmentation_source == "model"
     assert (tmp_path / "case" / "segmentation" / "labels.nii.gz").is_file()
     assert case.triangles is not None and len(case.triangles.triangles) == 4  # L5-S1, 2 sides, 2 triangles
     assert json.loads(case.to_json())["inputs"]["ct"].startswith("in-memory")

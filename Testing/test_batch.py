@@ -97,18 +97,18 @@ def test_one_corrupt_case_fails_alone_and_the_tables_hold_the_rest(serial_run, c
     failures = read_rows(out / "failures.tsv")
     assert [f["case_id"] for f in failures] == [CORRUPT_CASE]
     assert failures[0]["error_type"] == "InputError" and "corrupt" in failures[0]["error"]
-    assert failures[0]["step"] == "measure" and failures[0]["site"] == "site1"
+    assert failures[0]["step"] == "levels" and failures[0]["site"] == "site1"  # the first step reading it
     bad = read_record(out / "cases" / CORRUPT_CASE)
     assert bad["status"] == "failed" and bad["steps_done"] == [] and bad["error"]["type"] == "InputError"
 
     rows = read_rows(out / "results.tsv")
     assert len(rows) == GOOD_CASES * 8  # 2 levels x 2 sides x 2 triangles per case
     assert {r["case_id"] for r in rows} == {f"case_{i}" for i in range(GOOD_CASES)}
-    # the level columns are there, empty: this run did not number the levels
-    assert all(
-        r[c] == "" for r in rows for c in ("level_confidence", "level_trusted", "levels_flagged", "castellvi")
-    )
-    assert not (out / "levels.tsv").exists()
+    # measuring numbers the levels first: every triangle row carries its level's confidence, normal phantoms
+    # are trusted and not flagged
+    assert all(0.0 < float(r["level_confidence"]) <= 1.0 for r in rows)
+    assert {(r["level_trusted"], r["levels_flagged"], r["castellvi"]) for r in rows} == {("yes", "no", "")}
+    assert (out / "levels.tsv").is_file()
     assert rows[0]["site"] == "site0" and "truth_area_mm2" in rows[0]
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) >= GOOD_CASES * 4
@@ -119,7 +119,7 @@ def test_one_corrupt_case_fails_alone_and_the_tables_hold_the_rest(serial_run, c
         assert r["best_oblique_deg"] != "" and r["path_length_mm"] != ""
     assert read_rows(out / "results.csv", ",") == rows
     cases = {c["case_id"]: c for c in read_rows(out / "cases.tsv")}
-    assert cases["case_0"]["status"] == "done" and cases["case_0"]["steps_done"] == "measure,plan"
+    assert cases["case_0"]["status"] == "done" and cases["case_0"]["steps_done"] == "levels,measure,plan"
     assert cases[CORRUPT_CASE]["status"] == "failed"
 
     # the batch's numbers are those of the API on the same inputs
@@ -132,7 +132,7 @@ def test_one_corrupt_case_fails_alone_and_the_tables_hold_the_rest(serial_run, c
     assert batch == pytest.approx({k: round(v, 4) for k, v in direct.areas_mm2().items()}, abs=1e-4)
 
     identity = json.loads((out / "cohort.json").read_text())
-    assert identity["steps"] == ["measure", "plan"] and len(identity["inputs_hash"]) == 64
+    assert identity["steps"] == ["levels", "measure", "plan"] and len(identity["inputs_hash"]) == 64
     assert identity["case_ids"][-1] == CORRUPT_CASE and identity["runs"][-1]["status"] == "finished"
 
 
@@ -161,7 +161,7 @@ def test_an_interrupted_run_redoes_only_the_interrupted_case(cohort, tmp_path):
         run_batch(cohort, out, custom_steps=step, **FAST)
     first = {cid: read_record(out / "cases" / cid) for cid in ("case_0", "case_1", "case_2")}
     assert [first[c]["status"] for c in first] == ["done", "done", "interrupted"]
-    assert first["case_2"]["steps_done"] == ["measure", "plan"]  # it was stopped in its last step
+    assert first["case_2"]["steps_done"] == ["levels", "measure", "plan"]  # it was stopped in its last step
     assert read_record(out / "cases" / "case_3") is None
     assert json.loads((out / "cohort.json").read_text())["runs"][-1]["status"] == "interrupted"
 
@@ -311,7 +311,7 @@ def test_cli_batch_exit_codes_and_messages(cohort, tmp_path, capsys):
     argv = ["batch", "--input", str(cohort), "--steps", "measure", "--no-images", "--no-report"]
     assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 3  # finished, with a failed case
     printed = capsys.readouterr().out
-    assert "done 5, failed 1" in printed and f"failed: {CORRUPT_CASE} (measure)" in printed
+    assert "done 5, failed 1" in printed and f"failed: {CORRUPT_CASE} (levels)" in printed
     rows = read_rows(tmp_path / "out" / "results.tsv")
     assert rows and all(r["best_oblique_deg"] == "" for r in rows)  # measure only: no view search
     bad = tmp_path / "bad.csv"

@@ -44,7 +44,7 @@ def test_dask_run_matches_the_local_run_and_survives_a_killed_worker(cohort, clu
     assert (tmp_path / "killed-case_2").is_file()  # a worker process did die in the middle of case_2
     killed = read_record(out / "cases" / "case_2")
     assert killed["status"] == "done" and killed["attempts"] == 2
-    assert killed["steps_done"] == ["measure", "plan", "custom:kill"]
+    assert killed["steps_done"] == ["levels", "measure", "plan", "custom:kill"]
     for i in range(GOOD_CASES):
         rec = read_record(out / "cases" / f"case_{i}")
         assert rec["status"] == "done" and rec["results"]["triangles"]

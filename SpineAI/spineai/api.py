@@ -1566,7 +1566,11 @@ def read_radiograph(
 
 # ============================================================================================ case
 def check_steps(steps: Iterable[str]) -> list[str]:
-    """Known step names in run order (``"plan"`` implies ``"measure"``); raises :class:`InputError`."""
+    """Known step names in run order; raises :class:`InputError`.
+
+    ``"plan"`` implies ``"measure"``, and ``"measure"`` implies ``"levels"``: triangles are named by level, so
+    the numbering is always verified (and flagged when doubtful) before anything is measured.
+    """
     wanted = [str(s).strip().lower().replace("_", "-") for s in steps if str(s).strip()]
     unknown = [s for s in wanted if s not in CASE_STEPS]
     if unknown:
@@ -1575,6 +1579,8 @@ def check_steps(steps: Iterable[str]) -> list[str]:
         raise InputError("No step was requested.", f"choose one or more of {', '.join(CASE_STEPS)}")
     if "plan" in wanted and "measure" not in wanted:
         wanted.append("measure")
+    if "measure" in wanted and "levels" not in wanted:
+        wanted.append("levels")
     return [s for s in CASE_STEPS if s in wanted]
 
 
@@ -1643,7 +1649,7 @@ def run_case(
         axial: axial T2 slice or series for ``grade-axial`` and ``stenosis``.
         radiograph: lumbar radiograph for ``radiograph``.
         steps: any of :data:`CASE_STEPS` (default :data:`DEFAULT_STEPS`: ``segment``, ``levels``,
-            ``measure``, ``plan``). ``plan`` implies ``measure``; ``measure`` with ``plan`` runs the view
+            ``measure``, ``plan``). ``plan`` implies ``measure`` and ``measure`` implies ``levels``; ``measure`` with ``plan`` runs the view
             search and needle planning once.
         level_override: renumbering given by the user, as for ``spineai levels --override``: ``"lowest=L6"``
             (the lowest mobile vertebra is L6) or ``"shift=+1"`` / ``"shift=-1"`` (or the same as a dict).
