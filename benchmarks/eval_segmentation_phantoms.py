@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None, help="figures (default WORK/figures.json)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse WORK/segmentation.json of an earlier run of the same weights",
+    )
     args = parser.parse_args(argv)
 
     import SimpleITK as sitk
@@ -102,13 +107,13 @@ def main(argv: list[str] | None = None) -> int:
 
     data = args.work / "phantoms"
     write_test_set(data)
-    report = evaluate_segmentation(
-        data,
-        weights=args.weights,
-        device=args.device,
-        json_out=args.work / "segmentation.json",
-        overwrite=True,
-    )
+    seg_json = args.work / "segmentation.json"
+    if args.reuse and seg_json.is_file():
+        report = json.loads(seg_json.read_text())
+    else:
+        report = evaluate_segmentation(
+            data, weights=args.weights, device=args.device, json_out=seg_json, overwrite=True
+        )
     print(format_table(report["summary"]["structures"]))
     print(format_table(report["summary"]["three_class"]))
 
@@ -116,18 +121,35 @@ def main(argv: list[str] | None = None) -> int:
     from spineai.segmentation.inference import load_segmentation_model, segment
 
     loaded = load_segmentation_model(args.weights, args.device)
+    from spineai.errors import InputError
+    from spineai.levels import label_levels
+
     vertebrae = {
-        n: anatomy.structure(n).label for n in loaded.class_names if anatomy.structure(n).kind != "root"
+        n: anatomy.structure(n).label
+        for n in loaded.class_names[1:]  # [0] is background
+        if anatomy.structure(n).kind in ("vertebra", "sacrum")
     }
-    vertebrae = {n: v for n, v in vertebrae.items() if anatomy.structure(n).kind in ("vertebra", "sacrum")}
-    levels = {}
+    levels, numbered = {}, {}
     for name, _seed, _raw in CASES:
         seg = segment(data / name / "ct.nii.gz", model=loaded)
-        truth = read_canonical_labels(data / name / "labels.nii.gz")
-        levels[name] = level_labels_correct(
-            sitk.GetArrayFromImage(seg.labels), sitk.GetArrayFromImage(truth), vertebrae
+        truth = sitk.GetArrayFromImage(read_canonical_labels(data / name / "labels.nii.gz"))
+        levels[name] = level_labels_correct(sitk.GetArrayFromImage(seg.labels), truth, vertebrae)
+        # what every measurement uses: the model's vertebrae renumbered from the sacrum (spineai levels)
+        try:
+            result = label_levels(seg.labels, ct=data / name / "ct.nii.gz")
+            relabelled = sitk.GetArrayFromImage(result.labelmap.canonical().image)
+            numbered[name] = level_labels_correct(relabelled, truth, vertebrae)
+            numbered[name]["flagged"] = bool(result.flagged)
+        except InputError as exc:
+            numbered[name] = {
+                "correct": False,
+                "errors": [f"numbering refused: {exc.problem}"],
+                "flagged": True,
+            }
+        print(
+            f"{name}: model labels {'correct' if levels[name]['correct'] else levels[name]['errors']}; "
+            f"after numbering {'correct' if numbered[name]['correct'] else numbered[name]['errors']}"
         )
-        print(f"{name}: levels {'correct' if levels[name]['correct'] else levels[name]['errors']}")
     agreement = evaluate_triangle_agreement(
         data, weights=args.weights, device=args.device, json_out=args.work / "triangles.json", overwrite=True
     )
@@ -140,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "dice_per_structure": {n: s["dice"] for n, s in report["summary"]["structures"].items()},
         "levels_correct_fraction": float(np.mean([v["correct"] for v in levels.values()])),
         "levels": levels,
+        "levels_after_numbering_correct_fraction": float(np.mean([v["correct"] for v in numbered.values()])),
+        "levels_after_numbering": numbered,
         "triangle_agreement": agreement["summary"],
         "unpaired_foramina": {c["case"]: c["unpaired"] for c in agreement["cases"] if c["unpaired"]},
     }
@@ -147,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(figures, indent=2))
     print(
         f"bone Dice {three['bone']['dice']['mean']:.3f}, nerve Dice {three['nerve']['dice']['mean']:.3f}, "
-        f"levels correct {100 * figures['levels_correct_fraction']:.0f}% -> {out}"
+        f"levels correct {100 * figures['levels_correct_fraction']:.0f}% (model), "
+        f"{100 * figures['levels_after_numbering_correct_fraction']:.0f}% (after numbering) -> {out}"
     )
     return 0
 

@@ -10,9 +10,9 @@ Steps (each resumable: re-running the same command continues where it stopped):
 4. with ``--install``: write ``spineai/resources/models/spinect_ct_demo.safetensors`` + ``.json`` (fp16,
    SHA-256 in the card, test figures in ``metrics``).
 
-Command used for the shipped weights (CPU, about 2 s per iteration on 2 cores; see docs/segmentation.md)::
+Command used for the shipped weights (CPU, about 2 s per iteration on 2 cores, 2.2 h; see docs/segmentation.md)::
 
-    python benchmarks/train_demo_segmentation.py --work demo-training --iterations 6000 --install
+    python benchmarks/train_demo_segmentation.py --work demo-training --iterations 4000 --install
 
 Research use only: weights trained on phantoms are a demonstration, not a clinical model.
 """
