@@ -18,14 +18,7 @@ from spineai.outcome.network import ARCHITECTURE, CLASS_NAMES, TASK, build_netwo
 from spineai.outcome.predict import predict_outcome
 from spineai.weights import save_weights
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: the machines running the suite are shared (more threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blob_detector() -> torch.nn.Module:

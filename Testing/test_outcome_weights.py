@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from spineai.cli import main
 from spineai.outcome.data import COHORT_RENDER
@@ -21,16 +20,10 @@ from spineai.outcome.predict import DEFAULT_MODEL, load_outcome_model, predict_o
 from spineai.weights import MODELS_DIR, file_sha256, load_card
 
 WEIGHTS = MODELS_DIR / f"{DEFAULT_MODEL}.safetensors"
-pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped outcome weights absent ({WEIGHTS})")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: the machines running the suite are shared (more threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [
+    pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped outcome weights absent ({WEIGHTS})"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture(scope="module")

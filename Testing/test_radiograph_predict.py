@@ -16,14 +16,7 @@ from spineai.radiograph.network import ARCHITECTURE, LEVELS, TASK, RadiographEns
 from spineai.radiograph.predict import load_radiograph_model, read_radiograph
 from spineai.weights import save_weights
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: the machines running the suite are shared (more threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

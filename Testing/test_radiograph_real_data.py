@@ -24,13 +24,7 @@ from spineai.weights import MODELS_DIR, save_weights
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xray_ap_vertebra_boxes"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: the machines running the suite are shared (more threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

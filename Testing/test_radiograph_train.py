@@ -15,14 +15,7 @@ from spineai.radiograph.network import LEVEL_COLUMNS, LEVELS, RadiographEnsemble
 from spineai.radiograph.train import RadiographTrainConfig, train_radiograph_arrays
 from spineai.weights import load_card, verify_weights
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: the machines running the suite are shared (more threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {"model_name": "efficientnet-b0", "width_multiplier": 0.25}

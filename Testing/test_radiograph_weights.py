@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from spineai.cli import main
 from spineai.radiograph.network import ARCHITECTURE, LEVELS, TASK
@@ -12,18 +11,10 @@ from spineai.radiograph.predict import DEFAULT_MODEL, load_radiograph_model, rea
 from spineai.weights import MODELS_DIR, file_sha256, load_card
 
 WEIGHTS = MODELS_DIR / f"{DEFAULT_MODEL}.safetensors"
-pytestmark = pytest.mark.skipif(
-    not WEIGHTS.is_file(), reason=f"shipped radiograph weights absent ({WEIGHTS})"
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: the machines running the suite are shared (more threads only spin)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [
+    pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped radiograph weights absent ({WEIGHTS})"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 def test_card_is_honest_and_matches_the_file():
