@@ -40,7 +40,8 @@ def test_dask_run_matches_the_local_run_and_survives_a_killed_worker(cohort, clu
     kill = {"kill": partial(kill_worker_once, str(tmp_path), "case_2")}
     summary = run_batch(cohort, out, scheduler=cluster.scheduler_address, custom_steps=kill, **FAST)
     assert summary.executor.startswith("dask tcp://")
-    assert (summary.done, summary.failed) == (GOOD_CASES, 1)
+    failures = read_rows(out / "failures.tsv") if (out / "failures.tsv").is_file() else []
+    assert (summary.done, summary.failed) == (GOOD_CASES, 1), [f["error"] for f in failures]
     assert (tmp_path / "killed-case_2").is_file()  # a worker process did die in the middle of case_2
     killed = read_record(out / "cases" / "case_2")
     assert killed["status"] == "done" and killed["attempts"] == 2

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import SpineAIError
 from .cohort import Case
-from .record import SCHEMA, now_iso, read_record, write_record
+from .record import SCHEMA, is_finished, now_iso, read_record, write_record
 
 __all__ = ["CaseContext", "CaseTask", "process_case"]
 
@@ -256,6 +256,14 @@ def process_case(task: CaseTask) -> dict[str, Any]:
     folder = Path(task.folder)
     folder.mkdir(parents=True, exist_ok=True)
     previous = read_record(folder)
+    if (
+        previous is not None
+        and previous.get("run_token") == task.run_token
+        and is_finished(previous, task.fingerprint, task.all_steps())
+    ):
+        # finished in this very run: a scheduler recomputing a result lost with a dead worker (Dask does)
+        # gets the record back instead of the case being redone
+        return previous
     same_inputs = previous is not None and previous.get("fingerprint") == task.fingerprint
     attempts = (int(previous.get("attempts", 0)) if same_inputs and previous else 0) + 1
     case = task.case
