@@ -66,7 +66,7 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument(
         "--no-postprocess",
         action="store_true",
-        help="keep every connected component (default: largest per structure)",
+        help="raw network output (default: largest component per structure, vertebrae named by their discs)",
     )
     p.add_argument(
         "--weights",

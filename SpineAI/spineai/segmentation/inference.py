@@ -16,7 +16,10 @@ Pipeline of :func:`segment`:
      overlapping only as much as needed and blended with Gaussian weights; on CUDA the network runs under
      bf16 autocast;
 
-4. optional post-processing: largest connected component per structure;
+4. optional post-processing (on by default): largest connected component per structure, then each lumbar
+   vertebra named by the discs above and below it (a body between ``disc_L3_L4`` and ``disc_L4_L5`` is L4,
+   its posterior elements follow it along the bone), which repairs a vertebra whose name the network
+   spread over its neighbour;
 5. the 1 mm label map is resampled (nearest neighbour) onto the input's own grid.
 
 :meth:`SegmentationResult.save` writes ``segmentation.seg.nrrd`` (named, coloured segments), ``labels.nii.gz``
