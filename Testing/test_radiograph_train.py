@@ -12,7 +12,7 @@ from spineai.errors import InputError
 from spineai.radiograph.data import RadiographArrays, read_radiograph_manifest
 from spineai.radiograph.evaluate import level_report, patient_means
 from spineai.radiograph.network import LEVEL_COLUMNS, LEVELS, RadiographEnsemble, RadiographNet
-from spineai.radiograph.train import RadiographTrainConfig, train_radiograph_arrays
+from spineai.radiograph.train import RadiographTrainConfig, augment_batch, train_radiograph_arrays
 from spineai.weights import load_card, verify_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -138,6 +138,34 @@ def test_a_few_steps_lower_the_training_loss():
     log: list[str] = []
     idx = np.arange(len(arrays.x))
     _net, info = _train_fold(cfg, arrays, idx, idx[:4], 0, torch.device("cpu"), log)
+    losses = [h["train_loss"] for h in info["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_augmentation_keeps_levels_in_order_and_sides_apart():
+    # a bright band high up on the image's left, a dark one low down on its right
+    x = torch.zeros(16, 1, 64, 64)
+    x[:, :, 10:16, 4:28] = 0.5
+    x[:, :, 48:54, 36:60] = -0.5
+    out = augment_batch(x, np.random.default_rng(0))
+    assert out.shape == x.shape
+    assert not torch.allclose(out, x)  # something moved or changed contrast
+    for img in out[:, 0]:
+        bright = np.unravel_index(int(torch.argmax(img)), img.shape)
+        dark = np.unravel_index(int(torch.argmin(img)), img.shape)
+        assert bright[0] < 32 <= dark[0]  # top stays top: no flip or rotation swaps the levels
+        assert bright[1] < 32 <= dark[1]  # left stays left
+
+
+def test_augmented_training_still_learns():
+    from spineai.radiograph.train import _train_fold
+
+    arrays = _arrays(n_patients=8)
+    cfg = RadiographTrainConfig(
+        **TINY, image_size=64, folds=2, epochs=6, batch_size=8, learning_rate=3e-3, augment=True
+    )
+    idx = np.arange(len(arrays.x))
+    _net, info = _train_fold(cfg, arrays, idx, idx[:4], 0, torch.device("cpu"), [])
     losses = [h["train_loss"] for h in info["history"]]
     assert losses[-1] < losses[0]
 

@@ -56,12 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=float, default=0.5, help="EfficientNet-B0 width factor (0.5)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    parser.add_argument(
+        "--augment", action="store_true", help="zoom, shift and contrast jitter (no flips or rotations)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for training (1)")
     parser.add_argument("--install", action="store_true", help="write the shipped weights and card")
     args = parser.parse_args(argv)
 
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     from spineai.outputs import write_json
     from spineai.radiograph.data import load_radiograph_data, prepare_arrays
     from spineai.radiograph.evaluate import PAPER_FIGURES, evaluate_radiograph
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.lr,
         restart_epochs=max(1, args.epochs // 2),
         seed=args.seed,
-        num_threads=1,
+        augment=args.augment,
+        num_threads=args.threads,
         model_card_name=MODEL_NAME,
     )
     command = (
@@ -104,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f" --width {args.width:g}" if args.width != 0.5 else "")
         + (f" --lr {args.lr:g}" if args.lr != 1e-3 else "")
         + (f" --seed {args.seed}" if args.seed else "")
+        + (" --augment" if args.augment else "")
         + " --install"
     )
     result = train_radiograph_arrays(arrays, cfg, work / "run", training_data="synthetic")

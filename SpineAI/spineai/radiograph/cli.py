@@ -156,6 +156,11 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
     )
     p.add_argument("--age-task", action="store_true", help="add age regression as a second task")
     p.add_argument(
+        "--augment",
+        action="store_true",
+        help="random zoom, shift and contrast of training images (never flips or rotations)",
+    )
+    p.add_argument(
         "--skip-bad-rows", action="store_true", help="leave out bad manifest rows instead of failing"
     )
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (0)")
@@ -182,6 +187,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         age_task=args.age_task,
+        augment=args.augment,
         seed=args.seed,
         device=args.device,
         num_threads=args.threads,

@@ -51,6 +51,9 @@ class RadiographTrainConfig:
         restart_epochs: epochs of the first cosine cycle (warm restarts double it each time).
         age_task: add the age-regression task.
         age_weight: weight of the age loss.
+        augment: random zoom (0.9-1.1), shift (up to 6 % of the side) and contrast/brightness jitter of each
+            training image; never flips or rotations, so the levels keep their order (off: the paper's
+            CLAHE and resizing only).
         max_pos_weight: upper bound of a level's positive-class weight.
         bn_momentum: batch-norm momentum (0.01 as MONAI/TensorFlow; 0.1 for short runs).
         seed: random seed (folds, initialisation, batches).
@@ -69,6 +72,7 @@ class RadiographTrainConfig:
     restart_epochs: int = 5
     age_task: bool = False
     age_weight: float = 0.2
+    augment: bool = False
     max_pos_weight: float = 10.0
     bn_momentum: float = 0.01
     seed: int = 0
@@ -152,6 +156,29 @@ def _fingerprint(cfg: RadiographTrainConfig, arrays: Any) -> dict[str, Any]:
     return {**cfg.to_dict(), "n_images": int(len(arrays.x)), "data_sha256": h.hexdigest()}
 
 
+def augment_batch(x: Any, rng: np.random.Generator) -> Any:
+    """Zoom, shift and contrast jitter of a batch ``(N, 1, H, W)`` (tensor, input scale [-0.5, 0.5]).
+
+    Per image: zoom 0.9-1.1 and a shift of up to 6 % of the side (bilinear, border pixels repeated), then
+    ``x * c + b`` with contrast ``c`` in 0.85-1.15 and brightness ``b`` in -0.05..0.05. No flip or
+    rotation: the lumbar levels keep their order from top to bottom.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    zoom = rng.uniform(0.9, 1.1, n)
+    shift = rng.uniform(-0.12, 0.12, (n, 2))  # normalised coordinates span 2: 0.12 = 6 % of the side
+    theta = np.zeros((n, 2, 3), dtype=np.float32)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / zoom
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(torch.from_numpy(theta).to(x.device), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    contrast = torch.from_numpy(rng.uniform(0.85, 1.15, (n, 1, 1, 1)).astype(np.float32)).to(x.device)
+    brightness = torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)).to(x.device)
+    return out * contrast + brightness
+
+
 def _train_fold(
     cfg: RadiographTrainConfig,
     arrays: Any,
@@ -192,6 +219,8 @@ def _train_fold(
             if len(idx) < 2:  # batch norm needs two samples
                 continue
             xb = torch.from_numpy(arrays.x[idx].astype(np.float32)).unsqueeze(1).to(device)
+            if cfg.augment:
+                xb = augment_batch(xb, rng)
             yb = torch.from_numpy(y[idx]).to(device)
             logits, age = net(xb)
             loss = bce(logits, yb)
