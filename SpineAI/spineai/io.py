@@ -814,6 +814,66 @@ def resample_like(
     return f.Execute(img)
 
 
+#: largest difference of spacing / origin (mm) or direction cosines for two grids to count as the same
+GRID_TOLERANCE = 1e-3
+
+
+def grid_differences(a: sitk.Image, b: sitk.Image, tolerance: float = GRID_TOLERANCE) -> list[str]:
+    """How the voxel grids of ``a`` and ``b`` differ (size, spacing, origin, direction); empty when equal."""
+    problems = []
+    if a.GetSize() != b.GetSize():
+        problems.append(f"size {a.GetSize()} vs {b.GetSize()}")
+    for what, x, y in (
+        ("spacing", a.GetSpacing(), b.GetSpacing()),
+        ("origin", a.GetOrigin(), b.GetOrigin()),
+        ("direction", a.GetDirection(), b.GetDirection()),
+    ):
+        if len(x) != len(y) or np.max(np.abs(np.subtract(x, y))) > tolerance:
+            problems.append(f"{what} {tuple(round(v, 4) for v in x)} vs {tuple(round(v, 4) for v in y)}")
+    return problems
+
+
+def ct_on_label_grid(
+    ct: sitk.Image | str | os.PathLike | None,
+    labels: sitk.Image,
+    *,
+    resample: bool,
+    notes: list[str] | None = None,
+) -> sitk.Image | None:
+    """The CT (path or image) that belongs to a label map, on the label map's voxel grid.
+
+    Args:
+        ct: CT image or file / DICOM folder; ``None`` passes through.
+        labels: the label map whose grid the CT must share.
+        resample: when the grids differ, resample the CT linearly onto the label map's grid (air, -1024 HU,
+            outside it) and add a sentence to ``notes``; when ``False`` refuse instead.
+        notes: list that collects what was done.
+
+    Raises:
+        InputError: ``ct`` is neither a path nor an image, or (``resample=False``) the grids differ.
+    """
+    if ct is None:
+        return None
+    if isinstance(ct, (str, os.PathLike)):
+        ct = read_image(ct, dims=3, name="CT")
+    if not isinstance(ct, sitk.Image):
+        raise InputError(f"Cannot use {type(ct).__name__} as a CT.", "pass a file path or a SimpleITK image")
+    problems = grid_differences(ct, labels)
+    if not problems:
+        return ct
+    if not resample:
+        raise InputError(
+            "The label map's grid does not match the CT's (CT vs label map: " + "; ".join(problems) + ").",
+            "pass the CT the segmentation was made from, or resample the label map onto the CT first "
+            "(spineai.io.resample_like(labels, ct, is_label=True))",
+        )
+    if notes is not None:
+        notes.append(
+            "the CT lies on another grid than the label map: it was resampled onto the label map's grid"
+        )
+    return resample_like(ct, labels, interpolator="linear", default_value=-1024.0)
+
+
 # ----------------------------------------------------------------------------------------------------
 # cropping
 

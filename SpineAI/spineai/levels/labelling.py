@@ -279,30 +279,6 @@ def load_canonical(labelmap: Any) -> sitk.Image:
     return image
 
 
-def load_ct_on_grid(ct: Any, labels: sitk.Image, notes: list[str]) -> sitk.Image | None:
-    """The CT (path or image) on the label map's grid (resampled linearly when the grids differ)."""
-    if ct is None:
-        return None
-    from .. import io
-
-    if isinstance(ct, (str, os.PathLike)):
-        ct = io.read_image(ct, dims=3, name="CT")
-    if not isinstance(ct, sitk.Image):
-        raise InputError(f"Cannot use {type(ct).__name__} as a CT.", "pass a file path or a SimpleITK image")
-    same = (
-        ct.GetSize() == labels.GetSize()
-        and np.allclose(ct.GetSpacing(), labels.GetSpacing(), atol=1e-4)
-        and np.allclose(ct.GetOrigin(), labels.GetOrigin(), atol=1e-3)
-        and np.allclose(ct.GetDirection(), labels.GetDirection(), atol=1e-5)
-    )
-    if not same:
-        notes.append(
-            "the CT lies on another grid than the label map: it was resampled onto the label map's grid"
-        )
-        ct = io.resample_like(ct, labels, interpolator="linear", default_value=-1024.0)
-    return ct
-
-
 def _grid_of(image: sitk.Image) -> Grid:
     d = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
     sp = np.asarray(image.GetSpacing(), dtype=float)
@@ -716,7 +692,9 @@ def label_levels(labelmap: Any, ct: Any = None, override: Any = None) -> LevelRe
     grid = _grid_of(image)
     evidence: list[str] = []
     warnings: list[str] = []
-    ct_img = load_ct_on_grid(ct, image, warnings)
+    from .. import io
+
+    ct_img = io.ct_on_label_grid(ct, image, resample=True, notes=warnings)
     instances, notes = extract_instances(array, grid)
     warnings.extend(notes)
     if not instances:

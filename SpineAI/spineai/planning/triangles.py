@@ -44,7 +44,6 @@ from .window import Occluders, Window, accessible_window, body_frames
 REPORT_SAMPLES = 16
 KIND_TITLES = {"kambin": "Kambin", "safe": "Safe"}
 #: largest tolerated difference between the label map's and the CT's grids (mm, and direction cosines)
-GEOMETRY_TOLERANCE_MM = 1e-3
 
 
 def _r(a: Any, nd: int = 4) -> Any:
@@ -321,39 +320,6 @@ def load_labels(labels: Any) -> sitk.Image:
     )
 
 
-def load_ct(ct: Any, labels: sitk.Image) -> sitk.Image | None:
-    """The CT (path or ``sitk.Image``) checked to lie on the label map's grid; ``None`` passes through.
-
-    Raises:
-        InputError: the CT's size, spacing, origin or direction differ from the label map's.
-    """
-    if ct is None:
-        return None
-    from .. import io
-
-    if isinstance(ct, (str, os.PathLike)):
-        ct = io.read_image(ct, dims=3, name="CT")
-    if not isinstance(ct, sitk.Image):
-        raise InputError(f"Cannot use {type(ct).__name__} as a CT.", "pass a file path or a SimpleITK image")
-    problems = []
-    if ct.GetSize() != labels.GetSize():
-        problems.append(f"size {ct.GetSize()} vs {labels.GetSize()}")
-    for what, a, b in (
-        ("spacing", ct.GetSpacing(), labels.GetSpacing()),
-        ("origin", ct.GetOrigin(), labels.GetOrigin()),
-        ("direction", ct.GetDirection(), labels.GetDirection()),
-    ):
-        if len(a) != len(b) or np.max(np.abs(np.subtract(a, b))) > GEOMETRY_TOLERANCE_MM:
-            problems.append(f"{what} {tuple(round(x, 4) for x in a)} vs {tuple(round(x, 4) for x in b)}")
-    if problems:
-        raise InputError(
-            "The label map's grid does not match the CT's (CT vs label map: " + "; ".join(problems) + ").",
-            "pass the CT the segmentation was made from, or resample the label map onto the CT first "
-            "(spineai.io.resample_like(labels, ct, is_label=True))",
-        )
-    return ct
-
-
 def parse_level(level: str) -> tuple[str, str, str]:
     """``"L5-S1"`` (also ``"L5/S1"``, ``"l5s1"``) -> ``("L5-S1", "L5", "S1")``.
 
@@ -534,7 +500,9 @@ def measure_triangles(
     """
     image = load_labels(labels)
     vol = LabelVolume(image)
-    ct_img = load_ct(ct, image)
+    from .. import io
+
+    ct_img = io.ct_on_label_grid(ct, image, resample=False)
     parsed = [parse_level(lv) for lv in levels]
     side_list = _check_sides(sides)
     for level, upper, lower in parsed:
