@@ -210,7 +210,15 @@ def _train_fold(
     history = []
     t0 = time.time()
     val_patients = [arrays.patients[i] for i in val_idx]
-    for epoch in range(1, cfg.epochs + 1):
+    from tqdm.auto import tqdm
+
+    from ..progress import report
+
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"fold {fold} epochs", dynamic_ncols=True, leave=False)
+    for epoch in bar:
+        report(
+            100.0 * (fold * cfg.epochs + epoch - 1) / (cfg.folds * cfg.epochs), f"fold {fold} epoch {epoch}"
+        )
         net.train()
         order = rng.permutation(train_idx)
         losses = []
@@ -248,6 +256,7 @@ def _train_fold(
             "seconds": time.time() - t0,
         }
         history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{auc:.3f}")
         log.append(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         score = auc if math.isfinite(auc) else -1.0
         if score > best[0]:
