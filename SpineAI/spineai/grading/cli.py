@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from ..cli_support import guarded as _guarded
 from .tasks import TASK_KEYS
@@ -708,6 +710,13 @@ def _add_evaluate_axial(evaluate_subparsers: argparse._SubParsersAction) -> None
         ),
         formatter_class=_RAW,
     )
+    _add_manifest_evaluation_options(p, "evaluate grading-axial", _run_evaluate_axial)
+
+
+def _add_manifest_evaluation_options(
+    p: argparse.ArgumentParser, command: str, run: Callable[[argparse.Namespace], int]
+) -> None:
+    """Options shared by the evaluations of a folder of graded slices (manifest.csv): data, report, model."""
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv (or the CSV)")
     p.add_argument("--json", type=Path, required=True, help="report file to write (JSON)")
     p.add_argument("--weights", type=Path, default=None, help="model weights (default: shipped demo)")
@@ -718,20 +727,30 @@ def _add_evaluate_axial(evaluate_subparsers: argparse._SubParsersAction) -> None
         help="rows to evaluate by the manifest's split column (default all)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    p.set_defaults(func=_guarded("evaluate grading-axial", _run_evaluate_axial))
+    p.set_defaults(func=_guarded(command, run))
 
 
-def _run_evaluate_axial(args: argparse.Namespace) -> int:
+def _evaluate_manifest(
+    args: argparse.Namespace,
+    evaluate: Callable[..., dict[str, Any]],
+    summary_lines: Callable[[dict[str, Any]], Iterable[str]],
+) -> int:
+    """Run ``evaluate(data, weights=, split=)``, write its report to ``--json`` and print its summary."""
     from ..outputs import check_writable, write_json
-    from .axial.evaluate import evaluate_axial, summary_lines
 
     check_writable(args.json, args.overwrite)
-    report = evaluate_axial(args.data, weights=args.weights, split=args.split)
+    report = evaluate(args.data, weights=args.weights, split=args.split)
     write_json(args.json, report, overwrite=args.overwrite)
     for line in summary_lines(report):
         print(line)
     print(f"report: {args.json}")
     return 0
+
+
+def _run_evaluate_axial(args: argparse.Namespace) -> int:
+    from .axial.evaluate import evaluate_axial, summary_lines
+
+    return _evaluate_manifest(args, evaluate_axial, summary_lines)
 
 
 def _add_evaluate_stenosis(evaluate_subparsers: argparse._SubParsersAction) -> None:
@@ -750,27 +769,10 @@ def _add_evaluate_stenosis(evaluate_subparsers: argparse._SubParsersAction) -> N
         ),
         formatter_class=_RAW,
     )
-    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv (or the CSV)")
-    p.add_argument("--json", type=Path, required=True, help="report file to write (JSON)")
-    p.add_argument("--weights", type=Path, default=None, help="model weights (default: shipped demo)")
-    p.add_argument(
-        "--split",
-        choices=("all", "train", "val", "test"),
-        default="all",
-        help="rows to evaluate by the manifest's split column (default all)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    p.set_defaults(func=_guarded("evaluate stenosis", _run_evaluate_stenosis))
+    _add_manifest_evaluation_options(p, "evaluate stenosis", _run_evaluate_stenosis)
 
 
 def _run_evaluate_stenosis(args: argparse.Namespace) -> int:
-    from ..outputs import check_writable, write_json
     from .stenosis.evaluate import evaluate_stenosis, summary_lines
 
-    check_writable(args.json, args.overwrite)
-    report = evaluate_stenosis(args.data, weights=args.weights, split=args.split)
-    write_json(args.json, report, overwrite=args.overwrite)
-    for line in summary_lines(report):
-        print(line)
-    print(f"report: {args.json}")
-    return 0
+    return _evaluate_manifest(args, evaluate_stenosis, summary_lines)
