@@ -293,3 +293,21 @@ def test_default_model_comes_from_the_registry(tmp_path: Path, monkeypatch):
     result = segment(image, device="cpu")
     assert result.model["name"] == "spinect_ct_demo"
     assert result.model["sha256"] == load_card(tmp_path / "models" / "spinect_ct_demo.safetensors").sha256
+
+
+def test_postprocessing_names_the_vertebrae_by_their_discs(monkeypatch):
+    from spineai.segmentation import postprocess as post
+
+    seen: list[np.ndarray] = []
+
+    def spy(labels: np.ndarray) -> np.ndarray:
+        seen.append(labels.copy())
+        return post.keep_largest_component(labels)
+
+    monkeypatch.setattr(post, "relabel_vertebrae_by_discs", spy)
+    image, _ = synthetic_case(0)
+    segment(image, model=threshold_model(), mode="paper", postprocess=False)
+    assert seen == []
+    segment(image, model=threshold_model(), mode="paper", postprocess=True)
+    # called once, on the canonical label values of the 1 mm working grid (not on class indices)
+    assert len(seen) == 1 and L5 in np.unique(seen[0])

@@ -502,7 +502,9 @@ def segment(
         weights: ``.safetensors`` weights (card beside) or card; ``None``: the shipped default model.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         mode: ``"fast"`` (default) or ``"paper"`` (the paper's combined algorithm, see module docstring).
-        postprocess: keep only the largest connected component of each structure.
+        postprocess: keep only the largest connected component of each structure, then name each lumbar
+            vertebra by the discs above and below it
+            (:func:`~spineai.segmentation.postprocess.relabel_vertebrae_by_discs`).
         require_levels: vertebrae or levels that must be in view (e.g. ``("L5", "S1")``); missing ones raise
             :class:`InputError` after inference.
         model: an already loaded model (overrides ``weights`` and ``device``).
@@ -510,7 +512,7 @@ def segment(
     Returns:
         :class:`SegmentationResult` with canonical labels on the input's grid.
     """
-    from .postprocess import keep_largest_component
+    from .postprocess import keep_largest_component, relabel_vertebrae_by_discs
 
     if mode not in MODES:
         raise InputError(f"Unknown segmentation mode '{mode}'.", f"use one of {', '.join(MODES)}")
@@ -556,6 +558,8 @@ def segment(
         classes = keep_largest_component(classes)
     full = np.zeros(hu.shape, dtype=np.uint8)
     full[box] = class_values(loaded.class_names)[classes]
+    if postprocess:
+        full = relabel_vertebrae_by_discs(full)  # 1 mm isotropic LPS grid: the head at high axis-0 indices
     working_labels = sitk.GetImageFromArray(full)
     working_labels.CopyInformation(work)
     from .. import io
