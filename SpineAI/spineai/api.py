@@ -435,12 +435,16 @@ class AxialGradeOutput(Result):
 
     def get(self, grading: str) -> AxialGrade:
         """The :class:`AxialGrade` of ``grading`` (``"ldh"``, ``"lccs"`` or ``"lnrc"``)."""
-        for g in self.gradings:
-            if g.grading == grading:
-                return g
-        raise InputError(
-            f"No grading '{grading}' in this result.", f"ask for one of {', '.join(self.grades())}"
-        )
+        return _one_named(self.gradings, "grading", grading)
+
+
+def _one_named(items: list[Any], key: str, name: str) -> Any:
+    """The item of ``items`` whose attribute ``key`` is ``name``; an :class:`InputError` naming the choices."""
+    for item in items:
+        if getattr(item, key) == name:
+            return item
+    choices = ", ".join(str(getattr(i, key)) for i in items)
+    raise InputError(f"No {key} '{name}' in this result.", f"ask for one of {choices}")
 
 
 @dataclass
@@ -506,12 +510,7 @@ class StenosisOutput(Result):
 
     def get(self, region: str) -> StenosisRegion:
         """The :class:`StenosisRegion` named ``region`` (e.g. ``"foramen_left"``)."""
-        for r in self.regions:
-            if r.region == region:
-                return r
-        raise InputError(
-            f"No region '{region}' in this result.", f"ask for one of {', '.join(self.grades())}"
-        )
+        return _one_named(self.regions, "region", region)
 
 
 @dataclass
