@@ -69,3 +69,24 @@ def test_without_discs_or_with_discs_out_of_order_nothing_changes(truth):
     l34, l45 = anatomy.structure("disc_L3_L4").label, anatomy.structure("disc_L4_L5").label
     swapped[truth == l34], swapped[truth == l45] = l45, l34
     np.testing.assert_array_equal(relabel_vertebrae_by_discs(swapped), swapped)
+
+
+def test_a_vertebra_whose_body_was_missed_keeps_its_posterior_elements(truth):
+    # the network found only L4's posterior elements: its body (around the line through the centres of
+    # the discs above and below) came out as background
+    upper = np.argwhere(truth == anatomy.structure("disc_L3_L4").label).mean(axis=0)
+    lower = np.argwhere(truth == anatomy.structure("disc_L4_L5").label).mean(axis=0)
+    axis = (upper - lower) / np.linalg.norm(upper - lower)
+    l4 = np.argwhere(truth == L4)
+    offset = l4 - lower
+    off_axis = np.linalg.norm(offset - np.outer(offset @ axis, axis), axis=1)
+    missed = truth.copy()
+    body = l4[off_axis < 15.0]  # voxels of 2 mm: within 30 mm of the axis
+    missed[body[:, 0], body[:, 1], body[:, 2]] = 0
+    assert 0 < (missed == L4).sum() < 0.6 * (truth == L4).sum()
+
+    fixed = relabel_vertebrae_by_discs(missed)
+
+    np.testing.assert_array_equal(fixed == L4, missed == L4)  # not handed to L3 or L5
+    for value in (L3, L5):
+        assert _dice(fixed, missed, value) > 0.97

@@ -68,6 +68,8 @@ MIN_DISC_VOXELS = 500
 BODY_RADIUS_FRACTION = 0.8
 #: vertebral-body voxels closer than this to a disc plane (voxels) are not used as seeds
 SEED_MARGIN = 2.0
+#: a vertebra with fewer body seeds than this share of its own voxels keeps its voxels as they are
+MIN_SEED_SHARE = 0.05
 
 
 def _disc_planes(labels: np.ndarray) -> list[tuple[str, str, np.ndarray, np.ndarray, float]]:
@@ -104,7 +106,9 @@ def relabel_vertebrae_by_discs(labels: np.ndarray) -> np.ndarray:
     (nearest body along the bone, :func:`skimage.segmentation.watershed` on a flat image). The sacrum, the
     other structures and the bone/background boundary are not changed; only names move between lumbar
     vertebrae. Nothing changes when no disc is labelled or when the discs are not in anatomical order from
-    the head down; a voxel not connected to any body keeps its name.
+    the head down; a voxel not connected to any body keeps its name, and so does a vertebra whose body the
+    network missed (fewer body seeds than ``MIN_SEED_SHARE`` of its voxels) is left out of the flooding:
+    its neighbours do not take it over.
 
     Args:
         labels: canonical label array ``(z, y, x)`` on an isotropic grid whose axis 0 points toward the head
@@ -149,6 +153,12 @@ def relabel_vertebrae_by_discs(labels: np.ndarray) -> np.ndarray:
                 continue  # the sacrum keeps its own voxels
             seeds = mine[body & side]
             markers[seeds[:, 0], seeds[:, 1], seeds[:, 2]] = value
+    # a vertebra whose body the network missed (no seed, or only a sliver of one) keeps what it has
+    for value in lumbar:
+        own = union & (region == value)
+        if own.any() and (markers == value).sum() < MIN_SEED_SHARE * own.sum():
+            union &= ~own
+            markers[own] = 0
     if not markers.any():
         return out
     flooded = watershed(np.zeros(region.shape, dtype=np.uint8), markers=markers, mask=union)
