@@ -74,3 +74,25 @@ def test_written_files_get_the_usual_permissions_not_private_ones(tmp_path):
     finally:
         os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_an_output_folder_is_checked_before_work_without_creating_it(tmp_path):
+    from spineai.outputs import check_output_dir
+
+    new = tmp_path / "new"
+    assert check_output_dir(new) == new and not new.exists()  # nothing created
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert check_output_dir(empty) == empty
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("kept")
+    with pytest.raises(OutputExistsError):
+        check_output_dir(full)
+    assert check_output_dir(full, overwrite=True) == full
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    for overwrite in (False, True):  # a file is never taken for a folder
+        with pytest.raises(OutputExistsError):
+            check_output_dir(a_file, overwrite=overwrite)
+    assert (full / "mine.txt").read_text() == "kept" and a_file.read_text() == "kept"

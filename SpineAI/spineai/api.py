@@ -46,7 +46,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, OutputExistsError
+from .errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -775,10 +775,9 @@ def _check_output(output: str | os.PathLike | None, overwrite: bool) -> Path | N
     """Refuse a non-empty ``output`` folder before any work is done (unless ``overwrite``)."""
     if output is None:
         return None
-    out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(out)
-    return out
+    from .outputs import check_output_dir
+
+    return check_output_dir(output, overwrite)
 
 
 # ====================================================================================== input checks

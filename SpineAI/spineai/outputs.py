@@ -97,18 +97,24 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an output folder that would lose something, before any work is done; create nothing.
+
+    Refused (:class:`OutputExistsError`): a file at ``path``, or a non-empty folder unless ``overwrite``.
+    """
+    p = Path(path)
+    if p.exists() and (not p.is_dir() or (any(p.iterdir()) and not overwrite)):
+        raise OutputExistsError(p)
+    return p
+
+
 def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Create a new output folder; refuse a non-empty existing one unless ``overwrite``.
 
     With ``overwrite`` the folder is kept and files are replaced one by one as they are written;
     nothing else in it is deleted.
     """
-    p = Path(path)
-    if p.exists():
-        if not p.is_dir():
-            raise OutputExistsError(p)
-        if any(p.iterdir()) and not overwrite:
-            raise OutputExistsError(p)
+    p = check_output_dir(path, overwrite)
     p.mkdir(parents=True, exist_ok=True)
     return p
 

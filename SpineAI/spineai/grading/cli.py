@@ -128,15 +128,14 @@ def add_grade_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def _run_grade(args: argparse.Namespace) -> int:
     import json
 
-    from ..errors import InputError, OutputExistsError
+    from ..errors import InputError
     from .sagittal import grade_sagittal
 
     image = Path(args.image)
     if not image.exists():
         raise InputError(f"The image '{image}' does not exist.", "check the path of the slice or volume")
     out = Path(args.out) if args.out is not None else image.parent / f"{image.name.split('.')[0]}-graded"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise OutputExistsError(out)
+    _check_out(out, args.overwrite)
     result = grade_sagittal(
         image,
         weights=args.weights,
@@ -269,10 +268,9 @@ def _default_out(image: Path, suffix: str) -> Path:
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
-    from ..errors import OutputExistsError
+    from ..outputs import check_output_dir
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(out)
+    check_output_dir(out, overwrite)
 
 
 def _add_grade_axial(tasks: argparse._SubParsersAction) -> None:

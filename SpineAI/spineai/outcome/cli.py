@@ -83,13 +83,11 @@ def add_outcome_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 def _run_outcome(args: argparse.Namespace) -> int:
     import json
 
-    from ..errors import OutputExistsError
+    from ..outputs import check_output_dir
     from .predict import predict_outcome
 
     if args.out is not None:
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-            raise OutputExistsError(out)
+        check_output_dir(args.out, args.overwrite)
     result = predict_outcome(
         args.image,
         weights=args.weights,

@@ -30,10 +30,9 @@ def _read_labels(path: Path, convention: str | None):
 
 
 def _refuse_existing(out: Path, overwrite: bool) -> None:
-    from ..errors import OutputExistsError
+    from ..outputs import check_output_dir
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(out)
+    check_output_dir(out, overwrite)
 
 
 def _print_summary(result, written) -> int:

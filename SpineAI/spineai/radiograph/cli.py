@@ -86,13 +86,11 @@ def add_radiograph_parser(subparsers: argparse._SubParsersAction) -> argparse.Ar
 def _run_radiograph(args: argparse.Namespace) -> int:
     import json
 
-    from ..errors import OutputExistsError
+    from ..outputs import check_output_dir
     from .predict import read_radiograph
 
     if args.out is not None:
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-            raise OutputExistsError(out)
+        check_output_dir(args.out, args.overwrite)
     result = read_radiograph(
         args.image,
         weights=args.weights,

@@ -89,7 +89,8 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    from ..errors import InputError, OutputExistsError
+    from ..errors import InputError
+    from ..outputs import check_output_dir
     from .inference import segment
 
     out = Path(args.out)
@@ -97,8 +98,7 @@ def _run_segment(args: argparse.Namespace) -> int:
         raise InputError(
             f"Input '{args.input}' does not exist.", "check the path of the CT file or DICOM folder"
         )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise OutputExistsError(out)  # refuse before the slow part, without creating anything
+    check_output_dir(out, args.overwrite)  # refuse before the slow part, without creating anything
     result = segment(
         args.input,
         weights=args.weights,
