@@ -98,17 +98,17 @@ def relabel_vertebrae_by_discs(labels: np.ndarray) -> np.ndarray:
     """Give every lumbar vertebra voxel the name of the vertebra its discs say it belongs to.
 
     A network that names discs reliably may still spread one vertebra's name over its neighbour (the
-    vertebral bodies look alike, while each disc has its own place above the sacrum). The
-    discs then decide: each vertebral-body voxel (within ``BODY_RADIUS_FRACTION`` of the in-plane radius
+    vertebral bodies look alike, while each disc has its own place above the sacrum). The discs then
+    decide: each vertebral-body voxel (within ``BODY_RADIUS_FRACTION`` of the in-plane radius
     of its nearest disc, measured from that disc's axis) takes the name of the vertebra on its side of that
     disc (the disc ``disc_L3_L4`` has L3 above and L4 below); the posterior elements then take the name of
     the body they are connected to, by flooding the union of lumbar vertebra voxels from the named bodies
     (nearest body along the bone, :func:`skimage.segmentation.watershed` on a flat image). The sacrum, the
     other structures and the bone/background boundary are not changed; only names move between lumbar
     vertebrae. Nothing changes when no disc is labelled or when the discs are not in anatomical order from
-    the head down; a voxel not connected to any body keeps its name, and so does a vertebra whose body the
-    network missed (fewer body seeds than ``MIN_SEED_SHARE`` of its voxels) is left out of the flooding:
-    its neighbours do not take it over.
+    the head down. A voxel not connected to any body keeps its name. A vertebra whose body the network
+    missed (fewer body seeds than ``MIN_SEED_SHARE`` of its voxels) is left out of the flooding and keeps
+    its voxels: its neighbours do not take it over.
 
     Args:
         labels: canonical label array ``(z, y, x)`` on an isotropic grid whose axis 0 points toward the head
