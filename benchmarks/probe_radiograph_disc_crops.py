@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+from spineai.radiograph.network import LEVELS
+
 CROP_PX = 48
 
 

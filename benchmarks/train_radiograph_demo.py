@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "--restart-epochs",
         type=int,
         default=None,
-        help="epochs of the first cosine cycle (default a third of --epochs: two cycles end on the last epoch)",
+        help="epochs of the first cosine cycle (default half of --epochs)",
     )
     parser.add_argument("--install", action="store_true", help="write the shipped weights and card")
     args = parser.parse_args(argv)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=8,
         bn_momentum=0.1,
         learning_rate=args.lr,
-        restart_epochs=args.restart_epochs or max(1, args.epochs // 3),
+        restart_epochs=args.restart_epochs or max(1, args.epochs // 2),
         seed=args.seed,
         augment=args.augment,
         num_threads=args.threads,

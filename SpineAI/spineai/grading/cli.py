@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli_support import guarded as _guarded
+from ..outputs import check_output_dir
 from .tasks import TASK_KEYS
 
 __all__ = ["add_evaluate_parser", "add_grade_parser", "add_train_parser"]
@@ -135,7 +136,7 @@ def _run_grade(args: argparse.Namespace) -> int:
     if not image.exists():
         raise InputError(f"The image '{image}' does not exist.", "check the path of the slice or volume")
     out = Path(args.out) if args.out is not None else image.parent / f"{image.name.split('.')[0]}-graded"
-    _check_out(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     result = grade_sagittal(
         image,
         weights=args.weights,
@@ -267,12 +268,6 @@ def _default_out(image: Path, suffix: str) -> Path:
     return image.parent / f"{image.name.split('.')[0]}-{suffix}"
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    from ..outputs import check_output_dir
-
-    check_output_dir(out, overwrite)
-
-
 def _add_grade_axial(tasks: argparse._SubParsersAction) -> None:
     p = tasks.add_parser(
         "axial",
@@ -343,7 +338,7 @@ def _run_grade_axial(args: argparse.Namespace) -> int:
     if not image.exists():
         raise InputError(f"The image '{image}' does not exist.", "check the path of the slice or series")
     out = Path(args.out) if args.out is not None else _default_out(image, "axial")
-    _check_out(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     result = grade_axial(
         image, weights=args.weights, gradcam=args.gradcam, slice_index=args.slice_index, roi=args.roi
     )
@@ -427,7 +422,7 @@ def _run_grade_stenosis(args: argparse.Namespace) -> int:
     if not image.exists():
         raise InputError(f"The image '{image}' does not exist.", "check the path of the slice or series")
     out = Path(args.out) if args.out is not None else _default_out(image, "stenosis")
-    _check_out(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     result = grade_stenosis(
         image,
         weights=args.weights,

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..cli_support import guarded as _guarded
+from ..outputs import check_output_dir
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -26,12 +27,6 @@ def _read_labels(path: Path, convention: str | None):
             "pass a label map: labels.nii.gz with its labels.json sidecar, or a .seg.nrrd",
         )
     return io.read_labelmap(path, mapping=convention)
-
-
-def _refuse_existing(out: Path, overwrite: bool) -> None:
-    from ..outputs import check_output_dir
-
-    check_output_dir(out, overwrite)
 
 
 # --------------------------------------------------------------------------------------------- levels
@@ -85,7 +80,7 @@ def _run_levels(args: argparse.Namespace) -> int:
     from .outputs import remeasure, write_levels_outputs
 
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     labels = _read_labels(args.segmentation, args.label_convention)
     result = label_levels(labels, ct=args.ct, override=args.override)
     triangles = morph = None
@@ -152,7 +147,7 @@ def _run_morphometry(args: argparse.Namespace) -> int:
     from .morphometry import measure_morphometry, write_morphometry
 
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     labels = _read_labels(args.segmentation, args.label_convention)
     result = measure_morphometry(labels, levels=args.levels)
     written = write_morphometry(result, out, overwrite=args.overwrite)

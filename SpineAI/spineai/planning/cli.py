@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..cli_support import guarded as _guarded
+from ..outputs import check_output_dir
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -27,12 +28,6 @@ def _read_labels(path: Path, convention: str | None):
             "pass the label map written by 'spineai segment' (labels.nii.gz or segmentation.seg.nrrd)",
         )
     return io.read_labelmap(path, mapping=convention)
-
-
-def _refuse_existing(out: Path, overwrite: bool) -> None:
-    from ..outputs import check_output_dir
-
-    check_output_dir(out, overwrite)
 
 
 def _print_summary(result, written) -> int:
@@ -122,7 +117,7 @@ def _run_measure(args: argparse.Namespace) -> int:
     from .case import plan_case, write_case_outputs
 
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     labels = _read_labels(args.segmentation, args.label_convention)
     result = plan_case(labels, ct=args.ct, levels=args.levels, sides=args.sides)
     written = write_case_outputs(result, out, overwrite=args.overwrite, images=not args.no_images)
@@ -175,7 +170,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     carm.view_direction_lps(args.oblique, args.tilt, args.side)  # validates the angles
     out = Path(args.out)
-    _refuse_existing(out, args.overwrite)
+    check_output_dir(out, args.overwrite)
     labels = _read_labels(args.segmentation, args.label_convention)
     result = measure_triangles(
         labels, ct=args.ct, levels=[args.level], sides=[args.side], view=(args.oblique, args.tilt)

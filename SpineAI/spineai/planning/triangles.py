@@ -43,7 +43,6 @@ from .window import Occluders, Window, accessible_window, body_frames
 #: sub-triangles per edge when a window is reported (n x n rays)
 REPORT_SAMPLES = 16
 KIND_TITLES = {"kambin": "Kambin", "safe": "Safe"}
-#: largest tolerated difference between the label map's and the CT's grids (mm, and direction cosines)
 
 
 def _r(a: Any, nd: int = 4) -> Any:
