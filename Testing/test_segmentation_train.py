@@ -131,3 +131,57 @@ def test_class_weights_are_inverse_frequency_capped_and_normalised():
     sq = class_weights(f, "sqrt-inverse", max_ratio=1000)
     assert sq[2] / sq[1] == pytest.approx(2.0, rel=1e-5)
     assert np.all(class_weights(f, "none") == 1)
+
+
+def test_init_weights_start_the_network_from_a_previous_run(dataset: Path, tmp_path: Path):
+    first = train_segmentation(dataset, tmp_path / "a", TrainConfig(**TINY, iterations=10, val_every=10))
+    weights = first.weights_path
+    assert weights is not None
+    started = load_state_dict(weights)
+    # zero iterations of training are not allowed; one step at a tiny learning rate barely moves the weights
+    second = train_segmentation(
+        dataset,
+        tmp_path / "b",
+        TrainConfig(**TINY, iterations=1, val_every=1, learning_rate=1e-9, init_weights=str(weights)),
+        progress=False,
+    )
+    assert second.weights_path is not None
+    after = load_state_dict(second.weights_path)
+    conv = next(k for k, v in started.items() if v.ndim == 5)  # the first 3D convolution kernel
+    assert np.allclose(after[conv].numpy(), started[conv].numpy(), atol=1e-3)
+    fresh = train_segmentation(
+        dataset, tmp_path / "c", TrainConfig(**{**TINY, "seed": 5}, iterations=1, val_every=1), progress=False
+    )
+    assert not np.allclose(
+        load_state_dict(fresh.weights_path)[conv].numpy(), started[conv].numpy(), atol=1e-3
+    )
+    assert "initialised from" in (tmp_path / "b" / "train.log").read_text()
+
+
+def test_init_weights_of_another_shape_are_refused_by_name(dataset: Path, tmp_path: Path):
+    first = train_segmentation(dataset, tmp_path / "a", TrainConfig(**TINY, iterations=1, val_every=1))
+    wider = {**TINY, "features": (8, 16, 32)}
+    with pytest.raises(InputError, match="do not fit this run"):
+        train_segmentation(
+            dataset, tmp_path / "b", TrainConfig(**wider, iterations=1, init_weights=str(first.weights_path))
+        )
+    with pytest.raises(InputError, match="do not exist"):
+        train_segmentation(
+            dataset, tmp_path / "c", TrainConfig(**TINY, iterations=1, init_weights=str(tmp_path / "none"))
+        )
+
+
+def test_time_limit_stops_at_a_validation_and_resume_finishes(dataset: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    # a limit of a few milliseconds is passed by the first validation
+    stopped = train_segmentation(
+        dataset, out, TrainConfig(**TINY, iterations=30, val_every=5, max_minutes=1e-5), progress=False
+    )
+    assert stopped.iterations_done == 5
+    assert json.loads((out / "checkpoints" / "last_state.json").read_text())["iteration"] == 5
+    assert "stopped (resume to continue)" in (out / "train.log").read_text()
+    finished = train_segmentation(
+        dataset, out, TrainConfig(**TINY, iterations=30, val_every=5), resume=True, progress=False
+    )
+    assert finished.iterations_done == 30
+    assert [h["iteration"] for h in finished.history] == [5, 10, 15, 20, 25, 30]

@@ -29,16 +29,41 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_NAME = "spinect_ct_demo"
 
 
-def _generate(folder: Path, seeds: range) -> None:
+def training_overrides(seed: int, anisotropic_share: float) -> dict:
+    """Phantom overrides of one training seed: a share of the cases get thick-slice anisotropic spacing
+    (in-plane 0.6-0.9 mm, slices 2-3 mm), as the hard test set has; the draw depends on the seed only."""
+    rng = np.random.default_rng([int(seed), 0xA115])
+    if rng.uniform() >= anisotropic_share:
+        return {}
+    in_plane = float(rng.uniform(0.6, 0.9))
+    return {"spacing_mm": (in_plane, in_plane, float(rng.uniform(2.0, 3.0)))}
+
+
+def _write_case(job: tuple[Path, int, dict]) -> None:
     from spineai.phantom import generate_ct_phantom, write_phantom_case
+
+    case_dir, seed, overrides = job
+    write_phantom_case(generate_ct_phantom(seed, progress=False, **overrides), case_dir, overwrite=True)
+
+
+def _generate(folder: Path, seeds: range, workers: int = 1, anisotropic_share: float = 0.0) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
     from spineai.progress import track
 
     folder.mkdir(parents=True, exist_ok=True)
-    for seed in track(seeds, desc=f"phantoms in {folder.name}"):
-        case_dir = folder / f"case_{seed:04d}"
-        if (case_dir / "labels.json").is_file():
-            continue  # already written (resumed run)
-        write_phantom_case(generate_ct_phantom(seed), case_dir, overwrite=True)
+    jobs = [
+        (folder / f"case_{seed:04d}", seed, training_overrides(seed, anisotropic_share))
+        for seed in seeds
+        if not (folder / f"case_{seed:04d}" / "labels.json").is_file()  # already written (resumed run)
+    ]
+    if workers <= 1:
+        for job in track(jobs, desc=f"phantoms in {folder.name}"):
+            _write_case(job)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for _ in track(pool.map(_write_case, jobs), total=len(jobs), desc=f"phantoms in {folder.name}"):
+            pass
 
 
 def _classes_present(folder: Path) -> tuple[str, ...]:
@@ -68,6 +93,19 @@ def main(argv: list[str] | None = None) -> int:
         "--val-cases-per-round", type=int, default=3, help="validation cases per validation (3)"
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--batch-size", type=int, default=4, help="patches per iteration (4, the paper's)")
+    parser.add_argument(
+        "--anisotropic-share",
+        type=float,
+        default=0.0,
+        help="share of training phantoms with thick-slice anisotropic spacing (0)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes generating phantoms (1)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
+    parser.add_argument("--init-weights", default=None, help="start from these weights (file or model name)")
+    parser.add_argument(
+        "--skip-evaluation", action="store_true", help="train only (evaluate the test phantoms later)"
+    )
     parser.add_argument("--install", action="store_true", help="copy the best weights into the package")
     args = parser.parse_args(argv)
 
@@ -76,15 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     from spineai.weights import MODELS_DIR, load_card, load_state_dict, save_weights
 
     train_dir, test_dir = args.work / "phantoms" / "train", args.work / "phantoms" / "test"
-    _generate(train_dir, range(1000, 1000 + args.train_cases))
-    _generate(test_dir, range(2000, 2000 + args.test_cases))
+    _generate(train_dir, range(1000, 1000 + args.train_cases), args.workers, args.anisotropic_share)
+    if not args.skip_evaluation:
+        _generate(test_dir, range(2000, 2000 + args.test_cases), args.workers)
     classes = _classes_present(train_dir)
     val_ids = tuple(
         f"case_{s:04d}" for s in range(1000 + args.train_cases - args.val_cases, 1000 + args.train_cases)
     )
     description = (
         f"{args.train_cases - args.val_cases} training and {args.val_cases} validation synthetic lumbosacral CT "
-        f"phantoms (spineai.phantom seeds 1000-{999 + args.train_cases}); no patient data"
+        f"phantoms (spineai.phantom seeds 1000-{999 + args.train_cases}"
+        + (
+            f", {args.anisotropic_share:.0%} with thick-slice anisotropic spacing"
+            if args.anisotropic_share
+            else ""
+        )
+        + "); no patient data"
     )
     config = TrainConfig(
         class_names=classes,
@@ -94,11 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         val_cases_per_round=args.val_cases_per_round,
         device=args.device,
         model_name=MODEL_NAME,
+        batch_size=args.batch_size,
+        init_weights=args.init_weights,
+        max_minutes=args.max_minutes,
+        prepare_workers=max(1, args.workers),
     )
     run = args.work / "run"
     resume = (run / "checkpoints" / "last_state.json").is_file()
     result = train_segmentation(train_dir, run, config, resume=resume, training_data=description)
-    print(f"best validation mean Dice {result.best_mean_dice:.4f} at iteration {result.best_iteration}")
+    print(
+        f"stopped at iteration {result.iterations_done}; best validation mean Dice "
+        f"{result.best_mean_dice:.4f} at iteration {result.best_iteration}"
+    )
+    if args.skip_evaluation:
+        return 0
 
     report = evaluate_segmentation(
         test_dir,

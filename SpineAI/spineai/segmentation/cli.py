@@ -255,6 +255,24 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
     p.add_argument("--model-name", default=d.model_name, help=f"name in the model card ({d.model_name})")
     p.add_argument("--training-data", default=None, help="description of the data for the model card")
+    p.add_argument(
+        "--init-weights",
+        default=None,
+        help="start from these weights (a .safetensors with its card, or a shipped model name; same "
+        "classes and widths), e.g. fine-tune the shipped model on your cases: --init-weights spinect_ct_demo",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop at the first validation after this many minutes; --resume continues later",
+    )
+    p.add_argument(
+        "--prepare-workers",
+        type=int,
+        default=d.prepare_workers,
+        help=f"threads preparing the cases before training ({d.prepare_workers})",
+    )
     p.set_defaults(func=_guarded("train segmentation", _run_train))
     return p
 
@@ -290,6 +308,9 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         label_convention=args.label_convention,
         model_name=args.model_name,
+        init_weights=str(args.init_weights) if args.init_weights is not None else None,
+        max_minutes=args.max_minutes,
+        prepare_workers=args.prepare_workers,
     )
     if args.resume and args.iterations is None:
         import json

@@ -46,6 +46,11 @@ class TrainConfig:
         device: "auto" (CUDA when available), "cpu" or "cuda".
         label_convention: convention of label files without sidecar (verse, canonical, or a JSON file).
         model_name: name written into the model card.
+        init_weights: start from these weights (a ``.safetensors`` with its card, same classes and widths)
+            instead of He initialisation, e.g. to fine-tune the shipped model on a site's own cases.
+        max_minutes: stop at the first validation after this many minutes of training (the checkpoint
+            is saved, so ``--resume`` continues); ``None`` runs all ``iterations``.
+        prepare_workers: threads that prepare (read, resample, crop) the cases before training.
     """
 
     class_names: tuple[str, ...] = CT_CLASS_NAMES
@@ -72,6 +77,9 @@ class TrainConfig:
     device: str = "auto"
     label_convention: str | None = None
     model_name: str = "spinect_ct"
+    init_weights: str | None = None
+    max_minutes: float | None = None
+    prepare_workers: int = 4
 
     def validate(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -101,6 +109,8 @@ class TrainConfig:
                 "probabilities must be in [0, 1]",
             ),
             (self.norm in ("batch", "instance"), "--norm must be batch or instance"),
+            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
+            (self.prepare_workers >= 1, "--prepare-workers must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:

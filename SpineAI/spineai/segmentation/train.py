@@ -38,6 +38,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,33 @@ def _rng_from_json(data: dict[str, Any]) -> np.random.RandomState:
     return rng
 
 
+def _initial_state(config: TrainConfig, device: str) -> dict[str, Any]:
+    """The state dict of ``config.init_weights``, checked against the run's classes and widths."""
+    from ..weights import list_models, load_card, load_state_dict, model_weights_path
+
+    path = Path(config.init_weights or "")
+    if not path.is_file():
+        shipped = [c.name for c in list_models("ct_segmentation")]
+        if str(config.init_weights) not in shipped:
+            raise InputError(
+                f"Initial weights '{path}' do not exist.",
+                f"give an existing .safetensors file (with its .json card) or a shipped model name {shipped}",
+            )
+        path = model_weights_path(str(config.init_weights))
+    card = load_card(path)
+    classes = tuple(card.class_names or ())
+    features = tuple(card.config.get("features", ()))
+    norm = card.config.get("norm", "batch")
+    if classes != tuple(config.class_names) or features != tuple(config.features) or norm != config.norm:
+        raise InputError(
+            f"Initial weights '{path}' do not fit this run: they have classes {list(classes)}, widths "
+            f"{list(features)} and {norm} norm; the run has {list(config.class_names)}, "
+            f"{list(config.features)} and {config.norm} norm.",
+            "train with the same --classes, --features and --norm as those weights, or drop --init-weights",
+        )
+    return load_state_dict(path, card, device=device)
+
+
 def train_segmentation(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -403,7 +431,13 @@ def train_segmentation(
         requested = config
         config = TrainConfig.from_dict(saved["config"])
         if requested is not None:
-            config = dataclasses.replace(config, iterations=requested.iterations, device=requested.device)
+            config = dataclasses.replace(
+                config,
+                iterations=requested.iterations,
+                device=requested.device,
+                max_minutes=requested.max_minutes,
+                prepare_workers=requested.prepare_workers,
+            )
         start_iteration = int(saved["iteration"])
     else:
         config = config or TrainConfig()
@@ -439,16 +473,26 @@ def train_segmentation(
     )
 
     report(0.0, "preparing cases")
-    prepared: dict[str, PreparedCase] = {}
-    for case in tqdm(
-        list({c.case_id: c for c in train_files + val_files}.values()),
-        desc="preparing cases",
-        leave=False,
-        disable=not progress if progress is not None else None,
-    ):
-        prepared[case.case_id] = prepare_case(
-            case, config.class_names, config.patch_size, config.crop_margin_mm
+    unique = list({c.case_id: c for c in train_files + val_files}.values())
+    with ThreadPoolExecutor(max_workers=config.prepare_workers) as pool:
+        jobs = pool.map(
+            lambda case: prepare_case(case, config.class_names, config.patch_size, config.crop_margin_mm),
+            unique,
         )
+        prepared: dict[str, PreparedCase] = {
+            case.case_id: done
+            for case, done in zip(
+                unique,
+                tqdm(
+                    jobs,
+                    total=len(unique),
+                    desc="preparing cases",
+                    leave=False,
+                    disable=not progress if progress is not None else None,
+                ),
+                strict=True,
+            )
+        }
     train_cases = [prepared[c.case_id] for c in train_files]
     val_cases = [prepared[c.case_id] for c in val_files]
     if {c.case_id for c in val_files} <= {c.case_id for c in train_files}:
@@ -490,6 +534,9 @@ def train_segmentation(
             counts += np.bincount(sampler0.batch()[1].ravel(), minlength=len(config.class_names))
         weights = class_weights(counts / counts.sum(), config.class_weighting, config.max_class_weight_ratio)
         history, best_dice, best_iteration = [], -1.0, 0
+        if config.init_weights:
+            network.load_state_dict(_initial_state(config, device))
+            logger.info("initialised from %s", config.init_weights)
     logger.info("config %s", json.dumps(config.to_dict()))
     logger.info(
         "intensity %s; class weights %s",
@@ -514,6 +561,7 @@ def train_segmentation(
         disable=not progress if progress is not None else None,
     )
     train_ids = [c.case_id for c in train_cases]
+    stopped_at = max(start_iteration, config.iterations)
     for iteration in bar:
         images, targets = sampler.batch()
         x = torch.from_numpy(images).to(device)
@@ -593,10 +641,15 @@ def train_segmentation(
         report(100.0 * done / config.iterations, f"training iteration {done}/{config.iterations}")
         if on_validation is not None:
             on_validation(record)
+        if config.max_minutes is not None and time.perf_counter() - started > 60.0 * config.max_minutes:
+            stopped_at = done
+            logger.info("time limit of %g minutes reached at iteration %d", config.max_minutes, done)
+            break
     bar.close()
     logger.info(
-        "finished at iteration %d; best validation mean Dice %.4f at iteration %d",
-        config.iterations,
+        "%s at iteration %d; best validation mean Dice %.4f at iteration %d",
+        "finished" if stopped_at == config.iterations else "stopped (resume to continue)",
+        stopped_at,
         best_dice,
         best_iteration,
     )
@@ -607,7 +660,7 @@ def train_segmentation(
         (out / "model.json") if weights_path.is_file() else None,
         best_dice,
         best_iteration,
-        config.iterations,
+        stopped_at,
         history,
         losses,
     )
