@@ -7,7 +7,8 @@ knows (``truth.json``: ``disc_centres_lps_mm`` projected with the view's geometr
 +y, row along -z), and trains one small CNN (three 3x3 convolution blocks, 24 k parameters) on the crops of
 all five levels, with a held-out set of patients (never in training). It reports the per-level AUC on
 the held-out patients. It is a measurement, not a shipped model: a user's radiograph carries no disc
-positions, so a product needs a disc locator first.
+positions, so a product needs a disc locator first: the shipped disc-crops model adds one
+(``spineai.radiograph.discs``, ``benchmarks/train_radiograph_discs_demo.py``).
 
     python benchmarks/probe_radiograph_disc_crops.py --cohort radiograph-demo2/cv
 """

@@ -1,4 +1,9 @@
-"""Train the shipped demo radiograph herniation ensemble on phantom DRRs and install it with its card.
+"""Train the seed paper's whole-image radiograph ensemble on phantom DRRs (the control of the shipped design).
+
+The shipped radiograph model is the disc-crops design (``benchmarks/train_radiograph_discs_demo.py``): this
+whole-image recipe, trained from scratch on the CPU, stayed at chance on held-out phantoms (docs/radiograph.md),
+and its ``--install`` writes ``radiograph_demo``, which ``spineai radiograph`` does not load by default (pass it
+with ``--weights``). This script also renders the synthetic cohorts both recipes read.
 
 Steps (resumable: re-running the same command reuses every finished stage):
 

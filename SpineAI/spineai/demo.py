@@ -188,6 +188,45 @@ def _axial_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], di
     ], files
 
 
+def _radiograph_step(folder: Path, seed: int, overwrite: bool) -> tuple[list[str], dict[str, Path]]:
+    """A synthetic lateral radiograph (DRR of the phantom) read by the shipped disc-crops model, beside its truth."""
+    import numpy as np
+
+    from .outputs import atomic_path
+    from .radiograph.discs import project_disc_centres
+    from .radiograph.network import LEVELS
+    from .radiograph.phantom import _png_bytes, render_radiograph_patient
+    from .radiograph.predict import read_radiograph
+
+    case = render_radiograph_patient(int(seed), views=("lateral",))
+    png = folder / "phantom" / "radiograph_lateral.png"
+    with atomic_path(png, overwrite) as tmp:
+        tmp.write_bytes(_png_bytes(case.images["lateral"]))
+    result = read_radiograph(case.images["lateral"], pixel_mm=case.pixel_mm)
+    files = {"radiograph (phantom)": png}
+    files.update(
+        {
+            f"radiograph {k}": Path(v)
+            for k, v in result.save(folder / "radiograph", overwrite=overwrite).items()
+        }
+    )
+    g = case.truth["image"]
+    true_rc = project_disc_centres(
+        case.truth["disc_centres_lps_mm"], "lateral", g["centre_lps_mm"], g["pixel_mm"], g["image_px"]
+    )
+    lines = ["Lateral radiograph of the phantom (DRR) read per disc (model trained on synthetic data only):"]
+    for k, lv in enumerate(LEVELS):
+        d = result.discs[k] if result.discs else None
+        where = ""
+        if d is not None:
+            err = float(np.hypot(d["row"] - true_rc[k, 0], d["column"] - true_rc[k, 1])) * case.pixel_mm
+            where = f"; disc located {err:.1f} mm from its true centre (confidence {d['confidence']:.2f})"
+        truth = "herniated" if case.truth["levels"][lv]["hnp"] else "intact"
+        call = "herniation" if result.predicted[lv] else "no herniation"
+        lines.append(f"  {lv}: P = {result.probabilities[lv]:.2f} -> {call} (phantom truth: {truth}){where}")
+    return lines, files
+
+
 def _levels_lines(labels: Any, ct: Any, source: str) -> list[str]:
     """Vertebra numbering from the sacrum with confidence and the transitional assessment (never silent)."""
     from .errors import InputError
@@ -222,7 +261,8 @@ def run_demo(
     model and its Dice against the truth -> triangles, best C-arm view and needle path measured on that
     segmentation (Slicer markups, table, C-arm pictures, 3D rendering) -> a synthetic sagittal T2 and the
     probability of a good injection outcome with its Grad-CAM heat map -> an axial T2 slice graded for
-    LDH, LCCS and LNRC with Grad-CAM pictures. A step whose model is not installed
+    LDH, LCCS and LNRC with Grad-CAM pictures -> a lateral radiograph of the phantom (DRR) read per disc
+    (located discs, five herniation probabilities, Grad-CAM). A step whose model is not installed
     is reported as skipped; planning then uses the phantom's truth label map and says so.
 
     Args:
@@ -308,6 +348,18 @@ def run_demo(
         summary.lines += [
             "",
             "Axial grading skipped: the shipped model 'axial_grader_demo' is not installed.",
+        ]
+    from .radiograph.predict import DEFAULT_MODEL as RADIOGRAPH_MODEL
+
+    if _installed(RADIOGRAPH_MODEL):
+        report(96.0, "reading a phantom radiograph per disc")
+        lines, files = _radiograph_step(folder, seed, overwrite)
+        summary.lines += [""] + lines
+        summary.files.update(files)
+    else:
+        summary.lines += [
+            "",
+            f"Radiograph reading skipped: the shipped model '{RADIOGRAPH_MODEL}' is not installed.",
         ]
     report(100.0, "demo done")
     return summary

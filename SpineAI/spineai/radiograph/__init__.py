@@ -1,9 +1,15 @@
-"""Lumbar disc herniation per level from plain radiographs (seed paper: EfficientNet, CLAHE, 4-fold bagging).
+"""Lumbar disc herniation per level from plain radiographs (after the seed paper: CLAHE, 4-fold bagging).
 
-Public API (imported lazily, so ``import spineai.radiograph`` does not load PyTorch):
+Two designs: the shipped **disc crops** (a disc locator, then a small reader of a crop around each disc;
+``discs.py``, ``reader.py``) and the paper's **whole image** EfficientNet (``network.py``), which stayed at
+chance when trained from scratch on the CPU. Public API (imported lazily, so ``import spineai.radiograph``
+does not load PyTorch):
 
 - :func:`read_radiograph` -> :class:`RadiographResult` (``predict.py``), :func:`load_radiograph_model`
-- :func:`train_radiograph`, :func:`train_radiograph_arrays`, :class:`RadiographTrainConfig` (``train.py``)
+- :class:`DiscLocator`, :func:`locate_discs`, :func:`project_disc_centres` (``discs.py``)
+- :class:`DiscCropsEnsemble`, :func:`read_disc_levels` (``reader.py``)
+- :func:`train_radiograph_discs` (disc crops), :func:`train_radiograph`, :func:`train_radiograph_arrays`,
+  :class:`RadiographTrainConfig` (whole image) (``train.py``)
 - :func:`evaluate_radiograph` (``evaluate.py``)
 - :class:`RadiographNet`, :class:`RadiographEnsemble`, :data:`LEVELS` (``network.py``)
 - :func:`load_radiograph`, :func:`prepare_input`, :func:`read_yolo_boxes` (``image.py``)
@@ -23,6 +29,12 @@ _EXPORTS = {
     "RadiographResult": "predict",
     "load_radiograph_model": "predict",
     "train_radiograph": "train",
+    "train_radiograph_discs": "train",
+    "DiscLocator": "discs",
+    "locate_discs": "discs",
+    "project_disc_centres": "discs",
+    "DiscCropsEnsemble": "reader",
+    "read_disc_levels": "reader",
     "train_radiograph_arrays": "train",
     "RadiographTrainConfig": "train",
     "evaluate_radiograph": "evaluate",

@@ -8,6 +8,9 @@ Manifest CSV (UTF-8, comma-separated, header row; column names case-insensitive)
 ``view``                   optional: ``ap``, ``lateral``, ``oblique_left``, ``oblique_right``, ``flexion``, ...
 ``age``                    optional age in years (needed for the age task)
 ``hnp_L1_2`` .. ``hnp_L5_S1``  herniation at L1-L2 .. L5-S1 on MRI: ``1``/``0`` (also yes/no, true/false)
+``pixel_mm``               optional pixel size of the image (mm), for a PNG/JPEG export (disc-crops design)
+``disc_L1_L2_x``, ``_y``   optional disc centres (column ``x``, row ``y``, pixels of the image) for L1-L2 ..
+  .. ``disc_L5_S1_y``      L5-S1 (disc-crops design): all ten or none; without them the disc locator finds them
 =========================  ====================================================================================
 
 Rows that break a rule are named (row number, patient, reason) in one :class:`~spineai.errors.InputError`,
@@ -26,9 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .network import LEVEL_COLUMNS
+from .network import LEVEL_COLUMNS, LEVELS
+
+#: optional manifest columns of the disc centres: disc_L1_L2_x, disc_L1_L2_y, ..., disc_L5_S1_y (pixels)
+DISC_COLUMNS: tuple[str, ...] = tuple(
+    f"disc_{lv.replace('-', '_')}_{axis}".lower() for lv in LEVELS for axis in ("x", "y")
+)
 
 __all__ = [
+    "DISC_COLUMNS",
     "RadiographArrays",
     "RadiographRecord",
     "load_radiograph_data",
@@ -51,6 +60,8 @@ class RadiographRecord:
         age: age in years (NaN when not given).
         labels: ``(5,)`` int herniation labels L1-L2 .. L5-S1 (-1 when the manifest has no labels).
         row: manifest row number (for messages).
+        pixel_mm: pixel size of the image (mm), NaN when not given.
+        disc_xy: ``(5, 2)`` disc centres ``(x = column, y = row)`` in pixels, L1-L2 first, or ``None``.
     """
 
     patient_id: str
@@ -59,6 +70,8 @@ class RadiographRecord:
     age: float
     labels: np.ndarray
     row: int = 0
+    pixel_mm: float = float("nan")
+    disc_xy: np.ndarray | None = None
 
 
 def _cell(row: dict[str, str], key: str) -> str:
@@ -139,6 +152,27 @@ def read_radiograph_manifest(
                         labels[k] = 0
                     elif text or require_labels:
                         raise ValueError(f"{LEVEL_COLUMNS[k]} '{text}' is not 1/0")
+            pixel_mm = float("nan")
+            if _cell(row, "pixel_mm"):
+                try:
+                    pixel_mm = float(_cell(row, "pixel_mm"))
+                except ValueError:
+                    raise ValueError(f"pixel_mm '{_cell(row, 'pixel_mm')}' is not a number") from None
+                if not (math.isfinite(pixel_mm) and 0.01 <= pixel_mm <= 10.0):
+                    raise ValueError(f"pixel_mm {pixel_mm:g} is not a pixel size of 0.01-10 mm")
+            disc_cells = [_cell(row, c) for c in DISC_COLUMNS]
+            disc_xy = None
+            if any(disc_cells):
+                if not all(disc_cells):
+                    raise ValueError("disc positions must be given for all five discs (ten columns) or none")
+                try:
+                    disc_xy = np.asarray([float(v) for v in disc_cells], dtype=float).reshape(
+                        len(LEVEL_COLUMNS), 2
+                    )
+                except ValueError:
+                    raise ValueError("a disc position is not a number") from None
+                if not np.all(np.isfinite(disc_xy)) or np.any(disc_xy < 0):
+                    raise ValueError("disc positions must be non-negative pixel coordinates")
             records.append(
                 RadiographRecord(
                     patient_id=pid,
@@ -147,6 +181,8 @@ def read_radiograph_manifest(
                     age=age,
                     labels=labels,
                     row=number,
+                    pixel_mm=pixel_mm,
+                    disc_xy=disc_xy,
                 )
             )
         except ValueError as exc:

@@ -20,7 +20,14 @@ import numpy as np
 from ..errors import InputError
 from .network import LEVELS
 
-__all__ = ["PAPER_FIGURES", "evaluate_radiograph", "level_report", "patient_means", "threshold_metrics"]
+__all__ = [
+    "PAPER_FIGURES",
+    "evaluate_radiograph",
+    "level_report",
+    "patient_means",
+    "predict_records_discs",
+    "threshold_metrics",
+]
 
 #: the seed paper's held-out test figures (Table 5) and its overall AUC
 PAPER_FIGURES: dict[str, Any] = {
@@ -157,6 +164,60 @@ def level_report(y: np.ndarray, p: np.ndarray, thresholds: Sequence[float]) -> d
     }
 
 
+def predict_records_discs(
+    model: Any, records: Sequence[Any]
+) -> tuple[np.ndarray, list[str], np.ndarray, list[str], dict[str, Any]]:
+    """Disc-crops model on every record: ``(probabilities (N, 5), patients, labels (N, 5), failed, discs)``.
+
+    Each image is read and checked (:func:`~spineai.radiograph.image.load_radiograph`), its discs are
+    located (or taken from the record's ``disc_xy``), cropped at the record's ``pixel_mm``, the image's
+    DICOM spacing, or the scale estimated from the discs, and read by the ensemble. ``discs`` summarises the
+    locator: median confidence per level, images whose discs came out of order, and, where the record gives
+    disc positions, the median distance (pixels) between located and given centres.
+    """
+    from ..errors import SpineAIError
+    from ..progress import track
+    from .image import load_radiograph
+    from .reader import read_disc_levels
+
+    probs, patients, labels, failed, conf, out_of_order, dist = [], [], [], [], [], 0, []
+    for rec in track(list(records), desc="radiographs (disc crops)"):
+        try:
+            loaded = load_radiograph(rec.image)
+            px = getattr(rec, "pixel_mm", float("nan"))
+            src = "given"
+            if not np.isfinite(px) and loaded.info.get("pixel_spacing_known"):
+                sp = loaded.image.GetSpacing()
+                px, src = float(np.sqrt(sp[0] * sp[1])), "image spacing"
+            reading = read_disc_levels(
+                model.ensemble, loaded.image, pixel_mm=px if np.isfinite(px) else None, pixel_mm_source=src
+            )
+        except SpineAIError as exc:
+            failed.append(f"row {rec.row} ({rec.image.name}): {str(exc).splitlines()[0]}")
+            continue
+        probs.append(reading.probabilities)
+        patients.append(rec.patient_id)
+        labels.append(rec.labels)
+        if reading.located is not None:
+            conf.append(reading.located.confidence)
+            out_of_order += int(not reading.located.in_order)
+            given = getattr(rec, "disc_xy", None)
+            if given is not None and np.all(np.isfinite(given)):
+                dist.append(np.linalg.norm(reading.located.input_rc - np.asarray(given)[:, ::-1], axis=1))
+    summary = {
+        "median_confidence": dict(zip(LEVELS, np.median(conf, axis=0).tolist(), strict=True))
+        if conf
+        else None,
+        "images_out_of_order": int(out_of_order),
+        "median_error_px_vs_given": dict(zip(LEVELS, np.median(dist, axis=0).tolist(), strict=True))
+        if dist
+        else None,
+    }
+    p = np.asarray(probs).reshape(-1, len(LEVELS))
+    y = np.asarray(labels).reshape(-1, len(LEVELS))
+    return p, patients, y, failed, summary
+
+
 def evaluate_radiograph(
     data: str | os.PathLike,
     *,
@@ -189,12 +250,18 @@ def evaluate_radiograph(
         check_writable(Path(json_out), overwrite)
     model = load_radiograph_model(weights, device=device)
     records, problems = load_radiograph_data(data, skip_bad_rows=skip_bad_rows)
-    arrays = prepare_arrays(records, model.image_size)
-    problems = problems + [f"unreadable: {f}" for f in arrays.failed]
-    if len(arrays.x) == 0:
+    discs_summary = None
+    if model.design == "disc-crops":
+        probs, patients, labels, failed, discs_summary = predict_records_discs(model, records)
+        n_images = len(probs)
+    else:
+        arrays = prepare_arrays(records, model.image_size)
+        failed, patients, labels, n_images = arrays.failed, arrays.patients, arrays.labels, len(arrays.x)
+        probs = predict_arrays(model, arrays.x, device=device) if n_images else np.zeros((0, len(LEVELS)))
+    problems = problems + [f"unreadable: {f}" for f in failed]
+    if n_images == 0:
         raise InputError(f"No usable image in '{data}'.", "check the manifest's image paths")
-    probs = predict_arrays(model, arrays.x, device=device)
-    ids, pm, ym = patient_means(probs, arrays.patients, arrays.labels)
+    ids, pm, ym = patient_means(probs, patients, labels)
     thr = list(model.thresholds) if thresholds is None else [float(t) for t in thresholds]
     if len(thr) != len(LEVELS):
         raise InputError(
@@ -205,7 +272,9 @@ def evaluate_radiograph(
     report.update(
         {
             "data": str(data),
-            "n_images": int(len(arrays.x)),
+            "n_images": int(n_images),
+            "design": model.design,
+            "located_discs": discs_summary,
             "threshold_source": "model card (mean of the folds' Youden thresholds)"
             if thresholds is None
             else "given",

@@ -41,6 +41,7 @@ __all__ = [
     "LUMBAR_BODY_PARTS",
     "Letterbox",
     "LoadedRadiograph",
+    "enhance",
     "lumbar_crop_from_boxes",
     "load_radiograph",
     "map_to_input",
@@ -430,6 +431,30 @@ class Letterbox:
         return max(1, round(self.rows * self.scale)), max(1, round(self.cols * self.scale))
 
 
+def enhance(image: sitk.Image | np.ndarray, *, clahe_clip: float = 0.01) -> np.ndarray:
+    """The paper's contrast step at the image's own resolution: 0.5th-99.5th percentile to [0, 1], then CLAHE.
+
+    Args:
+        image: 2D grey image (bone bright).
+        clahe_clip: ``clip_limit`` of :func:`skimage.exposure.equalize_adapthist`.
+
+    Returns:
+        ``(rows, cols)`` float32 array in [0, 1], same grid as the input.
+    """
+    from skimage.exposure import equalize_adapthist
+
+    arr = sitk.GetArrayFromImage(image) if isinstance(image, sitk.Image) else np.asarray(image)
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim != 2:
+        raise InputError(
+            f"A radiograph array of shape {arr.shape} was given; (rows, cols) is needed.",
+            "pass a single grey 2D image",
+        )
+    lo, hi = np.percentile(arr, [0.5, 99.5])
+    unit = np.clip((arr - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
+    return equalize_adapthist(unit, clip_limit=clahe_clip).astype(np.float32)
+
+
 def prepare_input(
     image: sitk.Image | np.ndarray, size: int, *, clahe_clip: float = 0.01
 ) -> tuple[np.ndarray, Letterbox]:
@@ -443,19 +468,9 @@ def prepare_input(
     Returns:
         ``(array (size, size) float32 in [-0.5, 0.5], Letterbox)``; padding is -0.5 (black).
     """
-    from skimage.exposure import equalize_adapthist
     from skimage.transform import resize
 
-    arr = sitk.GetArrayFromImage(image) if isinstance(image, sitk.Image) else np.asarray(image)
-    arr = np.asarray(arr, dtype=np.float32)
-    if arr.ndim != 2:
-        raise InputError(
-            f"A radiograph array of shape {arr.shape} was given; (rows, cols) is needed.",
-            "pass a single grey 2D image",
-        )
-    lo, hi = np.percentile(arr, [0.5, 99.5])
-    unit = np.clip((arr - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
-    enhanced = equalize_adapthist(unit, clip_limit=clahe_clip).astype(np.float32)
+    enhanced = enhance(image, clahe_clip=clahe_clip)
     rows, cols = enhanced.shape
     scale = size / float(max(rows, cols))
     inner = (max(1, round(rows * scale)), max(1, round(cols * scale)))

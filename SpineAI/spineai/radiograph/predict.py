@@ -1,5 +1,15 @@
 """Per-level herniation probabilities from one lumbar radiograph, with a Grad-CAM heat map on its own grid.
 
+Two designs load through the same call, told apart by the model card's architecture:
+
+* **disc crops** (:data:`~spineai.radiograph.reader.DISC_ARCHITECTURE`, the shipped demo's): a disc locator
+  finds the five disc centres (:mod:`spineai.radiograph.discs`), a small reader reads a crop around each
+  (:mod:`spineai.radiograph.reader`); Grad-CAM of a level is computed on its crop and pasted back at the
+  crop's place; the located centres are reported (pixels, and mm when the pixel spacing is known) and
+  drawn on the overlay. This departs from the seed paper's whole-image design, which stayed at chance
+  when trained from scratch on the CPU (docs/radiograph.md);
+* **whole image** (:data:`~spineai.radiograph.network.ARCHITECTURE`, the paper's):
+
 :func:`read_radiograph` reads and checks the radiograph (:func:`~spineai.radiograph.image.load_radiograph`:
 colour photographs, volumes and other body regions are refused), optionally crops it to the lumbar spine
 from vertebra boxes, prepares it as the paper did (CLAHE, letterbox resize), runs the bagging ensemble of
@@ -37,7 +47,7 @@ __all__ = [
 ]
 
 #: the shipped demo model (trained on synthetic DRRs of the CT phantom)
-DEFAULT_MODEL = "radiograph_demo"
+DEFAULT_MODEL = "radiograph_hnp_demo"
 RESEARCH_USE = "Research use only; not for clinical decisions."
 
 
@@ -49,7 +59,8 @@ class RadiographModel:
         ensemble: :class:`~spineai.radiograph.network.RadiographEnsemble` in evaluation mode.
         card: its model card; weights_path: the verified file.
         thresholds: decision threshold per level (L1-L2 .. L5-S1).
-        image_size: side of the network input (pixels).
+        image_size: side of the network input (pixels; the locator's for the disc-crops design).
+        design: ``"disc-crops"`` or ``"whole-image"``.
     """
 
     ensemble: Any
@@ -57,17 +68,29 @@ class RadiographModel:
     weights_path: Path
     thresholds: list[float]
     image_size: int
+    design: str = "whole-image"
 
     def summary(self) -> dict[str, Any]:
         """Name, file, checksum, thresholds, training-data statement and intended use."""
         td = self.card.training_data
         statement = td.get("statement") if isinstance(td, dict) else td
+        c = self.ensemble.config
+        if self.design == "disc-crops":
+            network = (
+                f"disc locator (MONAI UNet, {self.image_size} px) + per-level reader on "
+                f"{c['crop_px']} px crops of {c['reader_pixel_mm']:g} mm, {c['n_members']} fold models"
+            )
+        else:
+            network = (
+                f"{c['model_name']} x{c['width_multiplier']:g} width, {c['n_members']} fold models, "
+                f"{self.image_size} px"
+            )
         return {
             "name": self.card.name,
+            "design": self.design,
             "weights": str(self.weights_path),
             "sha256": self.card.sha256,
-            "network": f"{self.ensemble.config['model_name']} x{self.ensemble.config['width_multiplier']:g} "
-            f"width, {self.ensemble.config['n_members']} fold models, {self.image_size} px",
+            "network": network,
             "thresholds": dict(zip(self.card.class_names, self.thresholds, strict=True)),
             "training_data": statement,
             "intended_use": self.card.intended_use,
@@ -80,13 +103,25 @@ def load_radiograph_model(weights: str | os.PathLike | None = None, device: str 
     Raises:
         WeightsError: missing, tampered or mismatched weights, or a card of another task.
     """
+    from ..errors import WeightsError
     from ..weights import check_card, load_card, load_into, model_weights_path
     from .network import ARCHITECTURE, LEVELS, TASK, build_ensemble
+    from .reader import DISC_ARCHITECTURE, build_disc_ensemble
 
-    path = model_weights_path(DEFAULT_MODEL) if weights is None else Path(weights)
+    if weights is None:
+        try:
+            path = model_weights_path(DEFAULT_MODEL)
+        except WeightsError as exc:
+            raise WeightsError(
+                f"{exc}\n  No radiograph model is installed: train one with 'spineai train radiograph' and pass "
+                "--weights (weights=)."
+            ) from None
+    else:
+        path = Path(weights)
     card = load_card(path)
-    check_card(card, TASK, ARCHITECTURE, source=str(path))
-    ens = build_ensemble(card.config)
+    disc_design = card.architecture == DISC_ARCHITECTURE
+    check_card(card, TASK, DISC_ARCHITECTURE if disc_design else ARCHITECTURE, source=str(path))
+    ens = build_disc_ensemble(card.config) if disc_design else build_ensemble(card.config)
     load_into(ens, path, card, device=device)
     ens.eval()
     thr = card.extra.get("thresholds", {}) if isinstance(card.extra, dict) else {}
@@ -97,12 +132,19 @@ def load_radiograph_model(weights: str | os.PathLike | None = None, device: str 
         weights_path=path,
         thresholds=thresholds,
         image_size=int(ens.config["image_size"]),
+        design="disc-crops" if disc_design else "whole-image",
     )
 
 
 def predict_arrays(model: RadiographModel, x: np.ndarray, device: str = "cpu", batch: int = 32) -> np.ndarray:
-    """Ensemble probabilities ``(N, 5)`` of prepared images ``(N, size, size)``."""
+    """Ensemble probabilities ``(N, 5)`` of prepared images ``(N, size, size)`` (whole-image design)."""
     import torch
+
+    if model.design != "whole-image":
+        raise InputError(
+            "predict_arrays reads prepared whole images; this model reads disc crops.",
+            "use read_radiograph (or reader.read_disc_levels) for a disc-crops model",
+        )
 
     ens = model.ensemble.to(device)
     out = []
@@ -157,6 +199,10 @@ class RadiographResult:
         heatmap: Grad-CAM on the input's grid (float32 0..1), ``None`` without Grad-CAM.
         network_input, network_heatmap: the prepared ``(size, size)`` image and its map.
         image: the (grey) input image.
+        discs: disc-crops design: per level the located (or given) disc centre on the input image
+            (``row``, ``column`` pixels; ``x_mm``, ``y_mm`` physical when the pixel spacing is known), the
+            locator's confidence, the crop (pixels), and ``order_enforced``; ``None`` for the whole-image design.
+        design: ``"disc-crops"`` or ``"whole-image"``.
     """
 
     probabilities: dict[str, float]
@@ -173,6 +219,8 @@ class RadiographResult:
     network_input: np.ndarray | None = field(default=None, repr=False)
     network_heatmap: np.ndarray | None = field(default=None, repr=False)
     image: sitk.Image | None = field(default=None, repr=False)
+    discs: list[dict[str, Any]] | None = None
+    design: str = "whole-image"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no arrays)."""
@@ -188,6 +236,8 @@ class RadiographResult:
             "input": self.input,
             "crop": self.crop,
             "gradcam_level": self.gradcam_level,
+            "design": self.design,
+            "discs": self.discs,
             "warnings": list(self.warnings),
             "intended_use": RESEARCH_USE,
         }
@@ -228,9 +278,31 @@ def _overlay_png(result: RadiographResult, path: Path, overwrite: bool) -> Path:
     if result.crop is not None:
         x0, y0, x1, y1 = result.crop["pixels_x0_y0_x1_y1"]
         axes[0].add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="yellow", lw=1.0))
-    axes[0].set_title(
-        f"Grad-CAM of {result.gradcam_level} (last convolution, mean of the fold models)", fontsize=9
+    for disc in result.discs or []:
+        colour = "#ff4040" if disc["level"] == result.gradcam_level else "#40ff40"
+        axes[0].plot(disc["column"], disc["row"], "+", color=colour, ms=9, mew=1.5)
+        axes[0].annotate(
+            f"{disc['level']} {disc['confidence']:.2f}"
+            if disc.get("confidence") is not None
+            else disc["level"],
+            (disc["column"], disc["row"]),
+            xytext=(8, 0),
+            textcoords="offset points",
+            color=colour,
+            fontsize=7,
+            va="center",
+        )
+        if disc["level"] == result.gradcam_level and "crop_pixels_x0_y0_x1_y1" in disc:
+            cx0, cy0, cx1, cy1 = disc["crop_pixels_x0_y0_x1_y1"]
+            axes[0].add_patch(
+                plt.Rectangle((cx0, cy0), cx1 - cx0, cy1 - cy0, fill=False, ec=colour, lw=0.8, ls="--")
+            )
+    where = (
+        "on its disc crop, mean of the fold readers; +: discs"
+        if result.design == "disc-crops"
+        else "last convolution, mean of the fold models"
     )
+    axes[0].set_title(f"Grad-CAM of {result.gradcam_level} ({where})", fontsize=9)
     axes[0].axis("off")
     levels = list(result.probabilities)
     probs = [result.probabilities[lv] for lv in levels]
@@ -259,37 +331,45 @@ def read_radiograph(
     gradcam_level: str = "max",
     thresholds: Sequence[float] | None = None,
     device: str = "cpu",
+    pixel_mm: float | None = None,
+    disc_centres: np.ndarray | None = None,
 ) -> RadiographResult:
     """Probability of a herniated disc at each lumbar level from one radiograph, with Grad-CAM.
 
     Args:
         image: a file (PNG/JPEG/BMP/TIFF, 2D DICOM), a 2D ``sitk.Image`` or a numpy array.
         weights: a loaded :class:`RadiographModel`, a ``.safetensors`` path (with its card), or ``None`` for
-            the shipped demo ensemble (trained on synthetic DRRs).
+            the shipped demo model (disc crops, trained on synthetic DRRs).
         boxes: vertebra boxes: a YOLO ``.txt`` file or an ``(n, 4)`` array ``(x0, y0, x1, y1)`` in pixels;
             the image is cropped to the five lowest (L1..L5, see
             :func:`~spineai.radiograph.image.lumbar_crop_from_boxes`); fewer than five boxes are refused.
         gradcam: compute the heat map.
         gradcam_level: ``"max"`` (the most probable level) or a level name (``"L4-L5"``).
         thresholds: five decision thresholds (default: the model card's).
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"`` or ``"cuda"`` (the disc-crops design runs on the CPU).
+        pixel_mm: disc-crops design: the pixel size (mm) when the file does not carry it (a PNG/JPEG); by
+            default the DICOM spacing when known, else estimated from the located discs.
+        disc_centres: disc-crops design: ``(5, 2)`` disc centres ``(x = column, y = row)`` in pixels of
+            ``image``, L1-L2 first, to read instead of the located ones.
 
     Returns:
         :class:`RadiographResult`.
 
     Raises:
         InputError: a volume, a colour photograph, another body region, fewer than five vertebra boxes, an
-            unknown level.
+            unknown level, a bad pixel size or disc array.
         WeightsError: missing or tampered weights.
     """
-    import torch
-
-    from .image import load_radiograph, lumbar_crop_from_boxes, map_to_input, prepare_input, read_yolo_boxes
+    from .image import load_radiograph, lumbar_crop_from_boxes, read_yolo_boxes
     from .network import LEVELS
 
     if gradcam_level != "max" and gradcam_level not in LEVELS:
         raise InputError(
             f"gradcam_level '{gradcam_level}' is not a level.", f"use max or one of {', '.join(LEVELS)}"
+        )
+    if pixel_mm is not None and not (np.isfinite(float(pixel_mm)) and 0.01 <= float(pixel_mm) <= 10.0):
+        raise InputError(
+            f"pixel_mm={pixel_mm!r} is not a pixel size in mm.", "pass the detector pixel size, e.g. 0.15"
         )
     loaded = load_radiograph(image)
     img = loaded.image
@@ -297,6 +377,7 @@ def read_radiograph(
     crop = None
     warnings = list(loaded.warnings)
     region = img
+    x0 = y0 = 0
     if boxes is not None:
         b = (
             read_yolo_boxes(boxes, cols, rows)
@@ -312,28 +393,32 @@ def read_radiograph(
         }
         warnings = [w for w in warnings if "body-part" not in w]
     model = weights if isinstance(weights, RadiographModel) else load_radiograph_model(weights, device=device)
-    x, box = prepare_input(region, model.image_size)
-    with torch.no_grad():
-        mean, members, age = model.ensemble.to(device).predict(torch.from_numpy(x)[None, None].to(device))
-    probs = mean.cpu().numpy()[0]
     thr = list(model.thresholds) if thresholds is None else [float(t) for t in thresholds]
     if len(thr) != len(LEVELS):
         raise InputError(
             f"{len(thr)} thresholds given for {len(LEVELS)} levels.", "give one threshold per level"
         )
-    heat = grid_map = None
-    level = None
-    if gradcam:
-        k = int(np.argmax(probs)) if gradcam_level == "max" else LEVELS.index(gradcam_level)
-        level = LEVELS[k]
-        grid_map = gradcam_level_map(model, x, k)
-        on_region = map_to_input(grid_map, box)
+    if model.design == "disc-crops":
+        probs, members, age, heat_region, grid_map, x, discs, level = _read_disc_crops(
+            model, loaded, region, (x0, y0), pixel_mm, disc_centres, gradcam, gradcam_level, warnings
+        )
+    else:
+        if disc_centres is not None:
+            warnings.append(
+                "disc_centres are used by disc-crops models only; this model reads the whole image"
+            )
+        probs, members, age, heat_region, grid_map, x, level = _read_whole_image(
+            model, region, gradcam, gradcam_level, device
+        )
+        discs = None
+    heat = None
+    if heat_region is not None:
         full = np.zeros((rows, cols), dtype=np.float32)
         if crop is None:
-            full[:] = on_region
+            full[:] = heat_region
         else:
             x0, y0, x1, y1 = crop["pixels_x0_y0_x1_y1"]
-            full[y0:y1, x0:x1] = on_region
+            full[y0:y1, x0:x1] = heat_region
         heat = sitk.GetImageFromArray(full)
         heat.CopyInformation(img)
     if crop is None and rows > 1.6 * cols:
@@ -351,8 +436,8 @@ def read_radiograph(
         probabilities={lv: float(probs[k]) for k, lv in enumerate(LEVELS)},
         thresholds={lv: float(thr[k]) for k, lv in enumerate(LEVELS)},
         predicted={lv: bool(probs[k] >= thr[k]) for k, lv in enumerate(LEVELS)},
-        member_probabilities=members.cpu().numpy()[:, 0].tolist(),
-        age_estimate_years=None if age is None else float(age.cpu().numpy()[0]),
+        member_probabilities=np.asarray(members).tolist(),
+        age_estimate_years=age,
         model=model.summary(),
         input={
             "path": loaded.source,
@@ -367,4 +452,118 @@ def read_radiograph(
         network_input=x,
         network_heatmap=grid_map,
         image=img,
+        discs=discs,
+        design=model.design,
     )
+
+
+def _read_whole_image(
+    model: RadiographModel, region: sitk.Image, gradcam: bool, gradcam_level: str, device: str
+) -> tuple[
+    np.ndarray, np.ndarray, float | None, np.ndarray | None, np.ndarray | None, np.ndarray, str | None
+]:
+    """The paper's design: ``(probs (5,), members (M, 5), age, map on region, grid map, input, level)``."""
+    import torch
+
+    from .image import map_to_input, prepare_input
+    from .network import LEVELS
+
+    x, box = prepare_input(region, model.image_size)
+    with torch.no_grad():
+        mean, members, age = model.ensemble.to(device).predict(torch.from_numpy(x)[None, None].to(device))
+    probs = mean.cpu().numpy()[0]
+    on_region = grid_map = level = None
+    if gradcam:
+        k = int(np.argmax(probs)) if gradcam_level == "max" else LEVELS.index(gradcam_level)
+        level = LEVELS[k]
+        grid_map = gradcam_level_map(model, x, k)
+        on_region = map_to_input(grid_map, box)
+    age_years = None if age is None else float(age.cpu().numpy()[0])
+    return probs, members.cpu().numpy()[:, 0], age_years, on_region, grid_map, x, level
+
+
+def _read_disc_crops(
+    model: RadiographModel,
+    loaded: Any,
+    region: sitk.Image,
+    offset_xy: tuple[int, int],
+    pixel_mm: float | None,
+    disc_centres: np.ndarray | None,
+    gradcam: bool,
+    gradcam_level: str,
+    warnings: list[str],
+) -> tuple[Any, ...]:
+    """Disc-crops design: locate, crop, read; Grad-CAM of one level pasted back at its crop's place."""
+    from .network import LEVELS
+    from .reader import paste_crop_map, read_disc_levels, reader_gradcam
+
+    ens = model.ensemble.to("cpu")
+    centres_rc = None
+    if disc_centres is not None:
+        xy = np.asarray(disc_centres, dtype=float)
+        if xy.shape != (len(LEVELS), 2) or not np.all(np.isfinite(xy)):
+            raise InputError(
+                f"disc_centres of shape {xy.shape} were given; five finite (x, y) pixel positions are needed.",
+                "give the centres of L1-L2, L2-L3, L3-L4, L4-L5 and L5-S1 as (column, row) pixels",
+            )
+        centres_rc = xy[:, ::-1] - np.array([offset_xy[1], offset_xy[0]], dtype=float)
+    spacing_known = bool(loaded.info.get("pixel_spacing_known"))
+    if pixel_mm is not None:
+        px, src = float(pixel_mm), "given"
+    elif spacing_known:
+        sp = region.GetSpacing()
+        px, src = float(np.sqrt(sp[0] * sp[1])), "image spacing"
+    else:
+        px, src = None, ""
+    reading = read_disc_levels(ens, region, pixel_mm=px, pixel_mm_source=src, centres_rc=centres_rc)
+    located = reading.located
+    rows, cols = sitk.GetArrayViewFromImage(region).shape
+    n = int(ens.config["crop_px"])
+    half = (n - 1) / 2.0 * reading.step
+    discs = []
+    for k, lv in enumerate(LEVELS):
+        r, c = (float(v) for v in reading.centres_rc[k])
+        full_r, full_c = r + offset_xy[1], c + offset_xy[0]
+        entry: dict[str, Any] = {
+            "level": lv,
+            "row": full_r,
+            "column": full_c,
+            "source": "located" if located is not None else "given",
+            "confidence": None if located is None else float(located.confidence[k]),
+            "crop_pixels_x0_y0_x1_y1": [full_c - half, full_r - half, full_c + half, full_r + half],
+        }
+        if spacing_known:
+            x_mm, y_mm = loaded.image.TransformContinuousIndexToPhysicalPoint((full_c, full_r))
+            entry.update({"x_mm": float(x_mm), "y_mm": float(y_mm)})
+        discs.append(entry)
+    if located is not None:
+        for d in discs:
+            d["order_enforced"] = bool(located.order_enforced)
+        if not located.in_order:
+            warnings.append("the located discs are not in cranio-caudal order: the levels may be mislabelled")
+        elif located.order_enforced:
+            warnings.append(
+                "a disc's strongest heat-map peak broke the cranio-caudal order; the best ordered peaks were used"
+            )
+        weak = [LEVELS[k] for k in range(len(LEVELS)) if located.confidence[k] < 0.2]
+        if weak:
+            warnings.append(
+                f"the disc locator is unsure of {', '.join(weak)} (confidence below 0.2): check the located discs "
+                "on the overlay, or pass disc_centres"
+            )
+    if reading.scale_source.startswith("estimated"):
+        warnings.append(
+            f"the pixel size is unknown: {reading.pixel_mm:.3f} mm was estimated from the disc spacing "
+            f"(discs taken {ens.config['typical_spacing_mm']:g} mm apart); pass pixel_mm (--pixel-mm) if known"
+        )
+    for d in discs:
+        d["pixel_mm"] = reading.pixel_mm
+        d["scale_source"] = reading.scale_source
+    probs = reading.probabilities
+    on_region = crop_map = level = None
+    if gradcam:
+        k = int(np.argmax(probs)) if gradcam_level == "max" else LEVELS.index(gradcam_level)
+        level = LEVELS[k]
+        crop_map = reader_gradcam(ens, reading.crops[k], k)
+        on_region = paste_crop_map(crop_map, reading.centres_rc[k], reading.step, (rows, cols))
+    return probs, reading.member_probabilities, None, on_region, crop_map, reading.network_input, discs, level

@@ -535,3 +535,162 @@ def train_radiograph(
         },
     )
     return result, problems
+
+
+#: training designs: the product's disc crops (default) and the seed paper's whole image
+DESIGNS: tuple[str, ...] = ("disc-crops", "whole-image")
+
+
+def train_radiograph_discs(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    config: Any = None,
+    *,
+    locator: str | os.PathLike | None = None,
+    locator_epochs: int = 0,
+    skip_bad_rows: bool = False,
+    overwrite: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
+    """Train the disc-crops design on a site's manifest (see :mod:`spineai.radiograph.reader`).
+
+    The discs are found by a locator: the one inside the shipped model (or ``locator``: a disc-crops model
+    or a stand-alone locator file), or, with ``locator_epochs > 0``, a new one trained on the manifest's
+    disc positions (``disc_L1_L2_x`` .. ``disc_L5_S1_y``; every image needs them then). Training crops are
+    taken at the manifest's disc positions where given, else at the located ones; validation crops always at
+    the located ones. The manifest's ``pixel_mm``, else the DICOM spacing, else the disc spacing, sets the
+    scale. Writes ``OUT/model.safetensors`` + ``model.json`` (fp16: locator and fold readers),
+    ``cv_patients.csv`` and ``train.log``.
+
+    Returns:
+        ``(summary: weights, card, thresholds, cross-validation figures, locator source; problems)``.
+
+    Raises:
+        InputError: no locator available, missing disc positions for locator training, too few patients.
+    """
+    import SimpleITK as sitk
+
+    from ..errors import SpineAIError
+    from ..outputs import check_output_dir
+    from ..weights import save_weights
+    from .data import load_radiograph_data
+    from .discs import LocatorTrainConfig, input_to_grid, train_disc_locator
+    from .image import load_radiograph, prepare_input
+    from .network import LEVELS
+    from .predict import DEFAULT_MODEL
+    from .reader import (
+        DiscCropsTrainConfig,
+        disc_model_card,
+        load_locator,
+        prepare_disc_images,
+        train_disc_reader,
+    )
+
+    cfg = config or DiscCropsTrainConfig()
+    out_dir = Path(out)
+    check_output_dir(out_dir, overwrite)
+    records, problems = load_radiograph_data(data, skip_bad_rows=skip_bad_rows)
+    images, kept = [], []
+    for rec in records:
+        try:
+            loaded = load_radiograph(rec.image)
+        except SpineAIError as exc:
+            problems.append(f"unreadable: row {rec.row} ({rec.image.name}): {str(exc).splitlines()[0]}")
+            continue
+        px = rec.pixel_mm
+        if not np.isfinite(px) and loaded.info.get("pixel_spacing_known"):
+            sp = loaded.image.GetSpacing()
+            px = float(np.sqrt(sp[0] * sp[1]))
+        rec.pixel_mm = px
+        images.append(sitk.GetArrayFromImage(loaded.image).astype(np.float32))
+        kept.append(rec)
+    n_patients = len({r.patient_id for r in kept})
+    if n_patients < cfg.folds:
+        raise InputError(
+            f"Only {n_patients} usable patient(s) in '{data}' for {cfg.folds} folds.",
+            "train on tens of patients at least",
+        )
+    true_rc = np.stack(
+        [r.disc_xy[:, ::-1] if r.disc_xy is not None else np.full((len(LEVELS), 2), np.nan) for r in kept]
+    )
+    if locator_epochs > 0:
+        if np.isnan(true_rc).any():
+            raise InputError(
+                "Training a disc locator needs the disc positions of every image (manifest columns disc_L1_L2_x .. "
+                "disc_L5_S1_y); some images have none.",
+                "add the positions to every row, or leave out --locator-epochs to use the shipped locator",
+            )
+        lcfg = LocatorTrainConfig(epochs=int(locator_epochs), seed=cfg.seed, num_threads=cfg.num_threads)
+        prepared = [prepare_input(img, lcfg.image_size) for img in images]
+        grid = np.stack([input_to_grid(c, p[1]) for c, p in zip(true_rc, prepared, strict=True)])
+        loc, history = train_disc_locator(np.stack([p[0] for p in prepared]), grid, lcfg)
+        locator_source: dict[str, Any] = {
+            "source": "trained on the manifest's disc positions",
+            "history": history,
+        }
+    else:
+        if locator is None:
+            from ..weights import MODELS_DIR, WeightsError, model_weights_path
+
+            try:
+                locator_path = model_weights_path(DEFAULT_MODEL)
+            except WeightsError:
+                locator_path = MODELS_DIR / f"{DEFAULT_MODEL}.safetensors"
+            if not locator_path.is_file():
+                raise InputError(
+                    "No disc locator is available: the shipped radiograph model is not installed and no --locator "
+                    "was given.",
+                    "pass --locator MODEL.safetensors (a disc-crops model), or give every image's disc positions in "
+                    "the manifest and --locator-epochs N to train one, or use --design whole-image",
+                )
+        else:
+            locator_path = Path(locator)
+        loc = load_locator(locator_path)
+        locator_source = {"source": str(locator_path)}
+    data_imgs = prepare_disc_images(
+        images,
+        loc,
+        np.stack([r.labels for r in kept]),
+        [r.patient_id for r in kept],
+        [r.view for r in kept],
+        true_rc=true_rc,
+        pixel_mm=[r.pixel_mm for r in kept],
+        reader_pixel_mm=cfg.reader_pixel_mm,
+    )
+    log: list[str] = [f"{len(kept)} images of {n_patients} patients; locator {locator_source['source']}"]
+    ens, summary = train_disc_reader(data_imgs, loc, cfg, log=log)
+    card = disc_model_card(
+        ens,
+        summary,
+        cfg,
+        n_images=len(kept),
+        n_patients=n_patients,
+        training_data={
+            "source": str(data),
+            "images": len(kept),
+            "patients": n_patients,
+            "skipped": problems[:50],
+        },
+        locator_info=locator_source,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights, card_path = save_weights(ens, out_dir / "model.safetensors", card, overwrite=overwrite)
+    oof = summary["oof"]
+    lines = ["patient_id," + ",".join(LEVELS) + "," + ",".join(f"label_{lv}" for lv in LEVELS)]
+    lines += [
+        f"{pid},"
+        + ",".join(f"{v:.5f}" for v in oof["probabilities"][i])
+        + ","
+        + ",".join(str(int(v)) for v in oof["labels"][i])
+        for i, pid in enumerate(oof["patients"])
+    ]
+    write_text(out_dir / "cv_patients.csv", "\n".join(lines) + "\n", overwrite=overwrite)
+    write_text(out_dir / "train.log", "\n".join(log) + "\n", overwrite=overwrite)
+    return {
+        "weights_path": weights,
+        "card_path": card_path,
+        "thresholds": summary["thresholds"],
+        "cross_validation": summary["cross_validation"],
+        "folds": summary["folds"],
+        "locator": locator_source["source"],
+        "model": ens,
+    }, problems
