@@ -1,11 +1,17 @@
 """SpineAIGrading: run the grading, outcome and radiograph models the SpineAI engine provides.
 
 One panel per model command the engine offers AND has a model for (``SpineAILib.grading.GRADING_COMMANDS``:
-sagittal disc grading, tESI outcome; axial grading, stenosis and radiograph plug in the same way when the
-engine gains them). A panel picks the model (shipped or site-trained, with its model card), offers the
-options the engine's command accepts, and runs it in a background process (progress, Cancel, errors in
-plain words). Results: a table node, and each Grad-CAM heat map as a scalar volume shown as a coloured
-foreground overlay on the input, with an opacity slider. Never a panel for a model that does not exist.
+sagittal disc grading, tESI outcome, axial grading, stenosis, and herniation per level from a lumbar
+radiograph). A panel picks the model (shipped or site-trained, with its model card), offers the options the
+engine's command accepts, and runs it in a background process (progress, Cancel, errors in plain words).
+Results: a table node, and each Grad-CAM heat map as a scalar volume shown as a coloured foreground overlay
+on the input, with an opacity slider. Never a panel for a model that does not exist.
+
+The radiograph panel runs the engine's shipped model by default (``radiograph_hnp_demo``: a disc locator
+finds the five discs, a small reader reads a 72 mm crop around each; trained on synthetic radiographs only).
+Its pixel size is the one typed in the panel, else the volume's spacing when that is known (a DICOM); a
+picture loaded from PNG/JPEG has no pixel size, so it is handed to the engine as a PNG and the engine
+estimates the pixel size from the located discs, with a warning in the log.
 """
 
 from __future__ import annotations
@@ -62,8 +68,11 @@ class SpineAIGrading(ScriptedLoadableModule):
         )
         self.parent.acknowledgementText = _(
             "Models after Kim et al. (Pain Physician 2022), SpineNet-style sagittal grading trained on SPIDER, "
-            "axial multi-task grading with ResNet-50, EfficientNet radiograph herniation and two-stage stenosis "
-            "grading (Hallinan et al., Radiology 2021)."
+            "axial multi-task grading with ResNet-50, two-stage stenosis grading (Hallinan et al., Radiology "
+            "2021), and per-level herniation from lumbar radiographs: the seed paper read the whole radiograph "
+            "with EfficientNet-B5; the shipped model instead locates the five discs and reads a crop around each "
+            "with a small CNN (trained on synthetic radiographs only; EfficientNet models of the paper's design "
+            "still load as site weights)."
         )
 
 
@@ -364,6 +373,8 @@ class SpineAIGradingWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             else:
                 widget = qt.QLineEdit()
                 widget.text = str(stored)
+                if option.kind == "number":
+                    widget.placeholderText = _("empty: from the image's spacing when known")
                 widget.connect(
                     "textChanged(QString)",
                     lambda value, k=entry.key, o=option: self.logic.storeOption(
@@ -566,6 +577,16 @@ class SpineAIGradingLogic(ScriptedLoadableModuleLogic):
         return path
 
     # ------------------------------------------------------------------ run
+    @staticmethod
+    def radiographPixelMm(inputVolume) -> str:
+        """The volume's pixel size (mm) as text for ``--pixel-mm``, or "" when its spacing is not a real one
+        (a picture file, or Slicer's placeholder 1 x 1 mm): ``SpineAILib.grading.radiograph_pixel_mm``."""
+        storage = inputVolume.GetStorageNode()
+        fileName = storage.GetFileName() if storage is not None else None
+        return grading.radiograph_pixel_mm(
+            inputVolume.GetSpacing(), inputVolume.GetImageData().GetDimensions(), fileName
+        )
+
     def _command(self, entry, inputVolume, model, options, offered):
         if isinstance(entry, str):
             entry = grading.command_by_key(entry)
@@ -574,7 +595,21 @@ class SpineAIGradingLogic(ScriptedLoadableModuleLogic):
         if model is not None:
             weights = models.weights_file(model) if hasattr(model, "card") else Path(model)
         folder = Path(slicer.util.tempDirectory(f"SpineAI-{entry.key}-"))
-        inputPath = self.writeInputVolume(inputVolume, folder / "input.nrrd")
+        options = dict(options or {})
+        pixelOption = next((o for o in entry.options if o.key == grading.PIXEL_MM_OPTION), None)
+        pictureInput = False
+        if pixelOption is not None and not str(options.get(pixelOption.key) or "").strip():
+            known = self.radiographPixelMm(inputVolume)
+            if known:
+                options[pixelOption.key] = known  # the DICOM's (or file's) pixel size sizes the disc crops
+            else:  # no pixel size: as a PNG, so that the engine estimates it instead of trusting 1 mm
+                pictureInput = True
+        if pictureInput:
+            inputPath = grading.write_picture_input(
+                slicer.util.arrayFromVolume(inputVolume), folder / "input.png"
+            )
+        else:
+            inputPath = self.writeInputVolume(inputVolume, folder / "input.nrrd")
         outputDir = folder / "result"
         command = grading.build_command(
             entry,
@@ -672,6 +707,13 @@ class SpineAIGradingLogic(ScriptedLoadableModuleLogic):
         node.SetAttribute(ATTRIBUTE_HEATMAP, explains)
         if inputVolume is not None:
             node.SetAttribute(ATTRIBUTE_HEATMAP_OF, inputVolume.GetID())
+            heat, image = node.GetImageData(), inputVolume.GetImageData()
+            if heat is not None and image is not None and heat.GetDimensions() == image.GetDimensions():
+                # the engine writes every map on the input's own pixel grid; an input handed over as a picture
+                # (no geometry) gets the input's placement back here
+                ijkToRas = vtk.vtkMatrix4x4()
+                inputVolume.GetIJKToRASMatrix(ijkToRas)
+                node.SetIJKToRASMatrix(ijkToRas)
         display = node.GetDisplayNode()
         display.SetAndObserveColorNodeID(colorId)
         display.SetAutoWindowLevel(False)

@@ -3,9 +3,11 @@ the matching ``spineai`` commands, in-memory inputs, and ``run_case`` steps ``gr
 ``radiograph``.
 
 Inputs are phantoms (:mod:`spineai.grading.axial.phantom`, :mod:`spineai.radiograph.phantom`). The axial
-models are the shipped demo weights; no radiograph model ships, so a tiny random EfficientNet ensemble is
-saved here (as ``Testing/test_radiograph_predict.py`` does) with level heads set to give distinct
-probabilities.
+models are the shipped demo weights. The radiograph tests use both the shipped disc-crops model
+(``radiograph_hnp_demo``, the default: located discs in pixels and mm, ``pixel_mm``, ``disc_centres``) and a
+tiny random whole-image EfficientNet ensemble saved here (as ``Testing/test_radiograph_predict.py`` does)
+with level heads set to give distinct probabilities, for the explicit ``weights=`` path and the age head.
+The refusal when no radiograph model is installed is tested by pointing the models folder at an empty one.
 """
 
 from __future__ import annotations
@@ -211,15 +213,78 @@ def test_read_radiograph_gives_the_numbers_and_files_of_spineai_radiograph(
     assert from_array.probabilities() == pytest.approx(result.probabilities(), abs=1e-5)
     with pytest.raises(InputError, match="not an age"):
         spineai.read_radiograph(radiograph_png, weights=radiograph_weights, age=-3)
+    assert result.design == "whole-image" and result.discs is None and saved["design"] == "whole-image"
+    with pytest.raises(InputError, match="no disc positions"):
+        result.disc("L4-L5")
+
+
+def test_read_radiograph_uses_the_shipped_disc_crops_model_by_default(radiograph_png, tmp_path, capsys):
+    from PIL import Image
+
+    from spineai.radiograph.predict import DEFAULT_MODEL
+    from spineai.weights import list_models
+
+    if not any(card.name == DEFAULT_MODEL for card in list_models()):
+        pytest.skip(f"the shipped radiograph model {DEFAULT_MODEL} is not installed")
+    assert api.resolve_radiograph_weights(None) is None  # None means the shipped model
+    pixel_mm = 240.0 / 128  # radiograph_picture: the 240 mm field at 128 px
+    result = spineai.read_radiograph(radiograph_png, tmp_path / "api", pixel_mm=pixel_mm)
+    assert result.design == "disc-crops" and result.model["name"] == DEFAULT_MODEL
+    assert any("synthetic radiographs" in w for w in result.warnings)
+    assert [d.level for d in result.discs] == [lv.level for lv in result.levels]
+    rows = [d.row for d in result.discs]
+    assert rows == sorted(rows) and all(0 <= d.row < 128 and 0 <= d.column < 128 for d in result.discs)
+    for d in result.discs:  # a PNG carries no geometry: pixels only, the crop sized from the given pixel
+        assert d.source == "located" and 0.0 <= d.confidence <= 1.0 and d.x_mm is None and d.y_mm is None
+        assert d.pixel_mm == pytest.approx(pixel_mm) and d.scale_source == "given"
+        x0, y0, x1, y1 = d.crop_pixels_x0_y0_x1_y1
+        assert x1 - x0 == pytest.approx(y1 - y0) and (x0 + x1) / 2 == pytest.approx(d.column)
+        assert (x1 - x0) * pixel_mm == pytest.approx(72.0, rel=0.05)  # 48 crop pixels of 1.5 mm
+    # discs 35 mm apart on a 1.875 mm grid are about 19 px apart: the located ones are spine-like
+    assert 12 < float(np.median(np.diff(rows))) < 26
+    saved = json.loads((tmp_path / "api" / "radiograph.json").read_text())
+    assert saved["design"] == "disc-crops" and saved["discs"][3]["row"] == pytest.approx(
+        result.disc("L4-L5").row
+    )
+    assert result.to_dict()["discs"][0]["level"] == "L1-L2"
+    # the command line with --pixel-mm gives the same numbers
+    argv = ["radiograph", str(radiograph_png), "--pixel-mm", str(pixel_mm), "-o", str(tmp_path / "cli")]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    from_cli = json.loads((tmp_path / "cli" / "radiograph.json").read_text())
+    assert from_cli["probabilities"] == pytest.approx(result.probabilities(), abs=1e-6)
+    # disc centres given (x = column, y = row) are read as they are, without the locator
+    centres = [[d.column, d.row] for d in result.discs]
+    given = spineai.read_radiograph(radiograph_png, pixel_mm=pixel_mm, disc_centres=centres, gradcam=False)
+    assert all(d.source == "given" and d.confidence is None for d in given.discs)
+    assert np.allclose([[d.column, d.row] for d in given.discs], centres)
+    assert given.probabilities() == pytest.approx(result.probabilities(), abs=1e-4)
+    moved = spineai.read_radiograph(
+        radiograph_png, pixel_mm=pixel_mm, disc_centres=np.asarray(centres) + [0.0, 30.0], gradcam=False
+    )
+    assert moved.probabilities() != pytest.approx(result.probabilities(), abs=1e-3)
+    with pytest.raises(InputError, match="five finite"):
+        spineai.read_radiograph(radiograph_png, disc_centres=centres[:4])
+    with pytest.raises(InputError, match="not a pixel size"):
+        spineai.read_radiograph(radiograph_png, pixel_mm=-1.0)
+    # an array with its geometry: the crops are sized from its spacing and the discs are given in mm too
+    pixels = np.asarray(Image.open(radiograph_png), dtype=np.float32)
+    placed = spineai.read_radiograph(
+        pixels, spacing_mm=(pixel_mm, pixel_mm), origin_mm=(-100.0, 40.0), gradcam=False
+    )
+    assert placed.probabilities() == pytest.approx(result.probabilities(), abs=1e-4)
+    for d in placed.discs:
+        assert d.x_mm == pytest.approx(-100.0 + d.column * pixel_mm)
+        assert d.y_mm == pytest.approx(40.0 + d.row * pixel_mm)
 
 
 def test_no_radiograph_model_means_a_clear_refusal(radiograph_png, tmp_path, monkeypatch):
     from spineai import weights
 
-    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "no_models")  # nothing installed
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "no_models")  # the shipped files are missing
     (tmp_path / "no_models").mkdir()
     with pytest.raises(InputError, match="No radiograph model is installed") as err:
         spineai.read_radiograph(radiograph_png, tmp_path / "out")
+    assert "radiograph_hnp_demo" in str(err.value) and "reinstall" in str(err.value)
     assert "spineai train radiograph" in str(err.value) and "weights=" in str(err.value)
     assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match="No radiograph model is installed"):

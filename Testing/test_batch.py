@@ -493,10 +493,39 @@ def test_axial_and_radiograph_columns_give_their_own_tables(tmp_path, monkeypatc
             radiograph_weights=weights,
             progress=False,
         )
+    # without radiograph_weights the shipped model is used; only when its files are missing is the run
+    # refused, before any case starts
     from spineai import weights as weights_module
 
     monkeypatch.setattr(weights_module, "MODELS_DIR", tmp_path / "no_models")
     (tmp_path / "no_models").mkdir()
-    with pytest.raises(InputError, match="No radiograph model is installed"):
+    with pytest.raises(InputError, match="No radiograph model is installed") as err:
         run_batch(manifest, tmp_path / "o2", steps=("radiograph",), progress=False)
+    assert "radiograph_hnp_demo" in str(err.value) and "--weights" in str(err.value)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_radiograph_step_runs_with_the_shipped_model_when_no_weights_are_given(tmp_path):
+    from test_api_models import radiograph_picture
+
+    from spineai.radiograph.predict import DEFAULT_MODEL
+    from spineai.weights import list_models
+
+    if not any(card.name == DEFAULT_MODEL for card in list_models()):
+        pytest.skip(f"the shipped radiograph model {DEFAULT_MODEL} is not installed")
+    folder = tmp_path / "radiographs"
+    folder.mkdir()
+    picture = radiograph_picture(folder)  # a folder of pictures is a radiograph-only cohort
+    summary = run_batch(folder, tmp_path / "out", steps=("radiograph",), report=False, progress=False)
+    assert (summary.done, summary.failed) == (1, 0), summary.failures
+    levels = read_rows(tmp_path / "out" / "radiograph.tsv")
+    direct = api.read_radiograph(picture, gradcam=False)
+    assert direct.design == "disc-crops" and direct.model["name"] == DEFAULT_MODEL
+    assert [r["level"] for r in levels] == list(direct.probabilities())
+    assert [float(r["probability"]) for r in levels] == pytest.approx(
+        list(direct.probabilities().values()), abs=1e-4
+    )
+    case_id = read_rows(tmp_path / "out" / "cases.tsv")[0]["case_id"]
+    case = json.loads((tmp_path / "out" / "cases" / case_id / "case.json").read_text())
+    assert case["radiograph"]["model"]["name"] == DEFAULT_MODEL
+    assert [d["level"] for d in case["radiograph"]["discs"]] == list(direct.probabilities())

@@ -117,6 +117,42 @@ def test_demo_writes_volume_labels_segmentation_and_picture(tmp_path, capsys):
     if _installed("axial_grader_demo"):  # axial LDH/LCCS/LNRC grades with Grad-CAM pictures
         assert (out / "axial_grading" / "gradcam_ldh.png").is_file()
         assert "LDH" in printed and "(truth" in printed
+    if _installed("radiograph_hnp_demo"):  # a lateral DRR of the phantom read disc by disc
+        _assert_demo_radiograph_reading(out, printed)
+    else:
+        assert "Radiograph reading skipped" in printed
     # a second run into the same folder is refused, the first results stay
     assert main(["demo", "--out", str(out)]) == 1
     assert png.is_file()
+
+
+def _assert_demo_radiograph_reading(out, printed: str) -> None:
+    """The demo's radiograph step: the shipped disc-crops model found the five discs of the phantom's lateral
+    DRR near their true centres, called each level at its threshold and wrote a heat map on the DRR's grid."""
+    import re
+
+    import SimpleITK as sitk
+    from PIL import Image
+
+    levels = ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    picture = out / "phantom" / "radiograph_lateral.png"
+    reading = json.loads((out / "radiograph" / "radiograph.json").read_text())
+    assert reading["design"] == "disc-crops" and reading["model"]["name"] == "radiograph_hnp_demo"
+    assert [d["level"] for d in reading["discs"]] == levels
+    rows = [d["row"] for d in reading["discs"]]
+    assert rows == sorted(rows)  # cranio-caudal order, head at the top
+    width, height = Image.open(picture).size
+    for disc in reading["discs"]:
+        assert 0 <= disc["column"] < width and 0 <= disc["row"] < height and disc["confidence"] > 0.2
+        assert disc["scale_source"] == "given"  # the demo passes the DRR's pixel size
+    probabilities = reading["probabilities"]
+    for lv in levels:
+        assert 0.0 <= probabilities[lv] <= 1.0
+        assert reading["predicted_herniation"][lv] == (probabilities[lv] >= reading["thresholds"][lv])
+    assert reading["gradcam_level"] == max(probabilities, key=probabilities.get)
+    heat = sitk.ReadImage(str(out / "radiograph" / reading["files"]["gradcam"]))
+    assert heat.GetSize() == (width, height)  # on the radiograph's own pixel grid
+    assert (out / "radiograph" / reading["files"]["overlay"]).read_bytes()[:4] == b"\x89PNG"
+    errors = [float(mm) for mm in re.findall(r"disc located ([0-9.]+) mm from its true centre", printed)]
+    assert len(errors) == 5 and max(errors) < 5.0, errors  # the locator's held-out median is about 1 mm
+    assert printed.count("(phantom truth: ") == 5

@@ -4,9 +4,12 @@
 - a panel only for a command the engine's parser has AND a model of its family is installed;
 - options offered only when the command's ``--help`` lists them; the command line the module builds;
 - the outputs the module loads (table, summary, Grad-CAM heat maps) found and read;
-- for real: ``spineai grade sagittal`` with the shipped model on a synthetic sagittal T2 volume, and
-  ``spineai outcome`` with site weights, each given the NRRD the module writes; the heat maps lie on the
-  input's geometry so Slicer overlays them without resampling.
+- the radiograph panel: available with the shipped disc-crops model alone, its pixel size passed from a known
+  spacing, a picture (no pixel size) handed over as a PNG;
+- for real: ``spineai grade sagittal`` with the shipped model on a synthetic sagittal T2 volume,
+  ``spineai outcome`` with site weights, each given the NRRD the module writes, and ``spineai radiograph``
+  with the shipped model on a synthetic lateral radiograph given as NRRD with ``--pixel-mm`` and as PNG; the
+  heat maps lie on the input's geometry so Slicer overlays them without resampling.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def test_registry_keys_commands_and_families_are_consistent():
         assert entry.table_files or entry.summary_files, entry.key
         assert entry.name == " ".join(entry.command)
         for option in entry.options:
-            assert option.flag.startswith("--") and option.kind in ("bool", "choice", "text")
+            assert option.flag.startswith("--") and option.kind in ("bool", "choice", "number", "text")
             if option.kind == "choice":
                 assert option.default in option.choices
     assert grading.command_by_key("outcome").command == ("outcome",)
@@ -181,6 +184,86 @@ def test_radiograph_summary_names_levels_and_positives(tmp_path):
     outputs = grading.find_outputs(entry, tmp_path)
     assert outputs.heatmaps == {"L4-L5": tmp_path / "gradcam_L4-L5.nrrd"}
     assert grading.summary_text(outputs) == "P(herniation): L4-L5 0.71, L5-S1 0.20; called positive: L4-L5"
+    # disc-crops design: the discs the locator was unsure of, and where the pixel size came from
+    summary["discs"] = [
+        {"level": "L4-L5", "confidence": 0.9, "source": "located", "scale_source": "given"},
+        {"level": "L5-S1", "confidence": 0.1, "source": "located", "scale_source": "given"},
+    ]
+    (tmp_path / "radiograph.json").write_text(json.dumps(summary))
+    assert grading.summary_text(outputs).endswith("; discs unsure: L5-S1 (pixel size: given)")
+    summary["discs"][1]["confidence"] = 0.5
+    (tmp_path / "radiograph.json").write_text(json.dumps(summary))
+    assert grading.summary_text(outputs).endswith("; all discs located (pixel size: given)")
+
+
+# ============================================================================ the radiograph panel
+def test_radiograph_panel_offers_the_pixel_size_and_checks_it():
+    entry = grading.command_by_key("radiograph")
+    help_text = "usage: spineai radiograph [--gradcam-level L] [--pixel-mm PIXEL_MM] [--device DEVICE]"
+    plan = grading.plan_panels({"radiograph": help_text}, [_model("radiograph_hnp", "radiograph_hnp_demo")])[
+        -1
+    ]
+    assert plan.entry is entry and plan.available
+    assert [o.key for o in plan.options] == ["gradcamLevel", grading.PIXEL_MM_OPTION, "device"]
+    cmd = grading.build_command(entry, "in.nrrd", "out", options={"pixelMm": "0.15", "gradcamLevel": "L4-L5"})
+    assert set(cmd.argv[-2:]) == {"--pixel-mm=0.15", "--gradcam-level=L4-L5"}
+    assert "--weights" not in cmd.argv  # no model chosen: the engine's shipped model
+    assert not any(
+        a.startswith("--pixel-mm") for a in grading.build_command(entry, "i", "o", {"pixelMm": " "}).argv
+    )
+    for bad in ("abc", "-0.2", "0", "nan", "inf"):
+        with pytest.raises(ValueError, match="is not a positive number"):
+            grading.build_command(entry, "i", "o", options={"pixelMm": bad})
+    old_engine = grading.plan_panels(
+        {"radiograph": "usage: spineai radiograph [--device DEVICE]"}, plan.models
+    )
+    assert [o.key for o in old_engine[-1].options] == ["device"]  # an engine without --pixel-mm never gets it
+
+
+def test_radiograph_pixel_size_comes_only_from_a_real_spacing():
+    assert grading.radiograph_pixel_mm((0.15, 0.15, 1.0), (2000, 2500, 1), "/data/lumbar.nrrd") == "0.15"
+    assert float(grading.radiograph_pixel_mm((0.1, 0.2, 1.0), (20, 30, 1), None)) == pytest.approx(
+        np.sqrt(0.02)
+    )
+    assert (
+        grading.radiograph_pixel_mm((1.0, 0.14, 0.14), (1, 40, 50), None) == "0.14"
+    )  # the two in-plane axes
+    assert grading.radiograph_pixel_mm((0.15, 0.15, 1.0), (20, 30, 1), "/data/lumbar.PNG") == ""  # a picture
+    assert grading.radiograph_pixel_mm((1.0, 1.0, 1.0), (20, 30, 1), None) == ""  # Slicer's placeholder
+    assert grading.radiograph_pixel_mm((0.0, 0.15, 1.0), (20, 30, 1), None) == ""
+
+
+def test_a_picture_input_reaches_the_engine_without_a_pixel_size(tmp_path):
+    from spineai.radiograph.image import load_radiograph
+
+    pixels = np.arange(12 * 20, dtype=np.float32).reshape(1, 12, 20) * 0.5 - 40.0  # [1, rows, columns]
+    path = grading.write_picture_input(pixels, tmp_path / "input.png")
+    loaded = load_radiograph(path)
+    assert not loaded.info["pixel_spacing_known"]
+    back = sitk.GetArrayFromImage(loaded.image)
+    assert back.shape == (12, 20) and back[0, 0] == back.min() and back[-1, -1] == back.max()
+    assert np.corrcoef(back.ravel(), pixels.ravel())[0, 1] > 0.9999  # a linear map of the grey levels
+    with pytest.raises(ValueError, match="not a volume"):
+        grading.write_picture_input(np.zeros((3, 4, 5)), tmp_path / "v.png")
+    with pytest.raises(ValueError, match="blank"):
+        grading.write_picture_input(np.ones((4, 5)), tmp_path / "b.png")
+
+
+def test_radiograph_panel_appears_with_the_shipped_model():
+    from SpineAILib import commands
+
+    from spineai.cli import build_parser
+    from spineai.radiograph.predict import DEFAULT_MODEL
+
+    installed = models.installed_models(None, verify=False)
+    if not any(m.card.name == DEFAULT_MODEL for m in installed):
+        pytest.skip(f"the shipped radiograph model {DEFAULT_MODEL} is not installed")
+    plan = {p.entry.key: p for p in grading.plan_panels(commands.command_tree(build_parser()), installed)}[
+        "radiograph"
+    ]
+    assert plan.available, plan.reason
+    assert DEFAULT_MODEL in [m.card.name for m in plan.models]
+    assert grading.PIXEL_MM_OPTION in [o.key for o in plan.options]  # this engine takes --pixel-mm
 
 
 # ============================================================================= the real engine
@@ -265,3 +348,66 @@ def test_outcome_runs_with_site_weights_and_its_heat_map_overlays_the_input(sagi
     items = {r["Item"]: r["Value"] for r in grading.result_table(outputs).rows}
     assert 0.0 <= float(items["probability_good_outcome"]) <= 1.0 and items["gradcam_class"] == "poor_outcome"
     assert grading.summary_text(outputs).startswith("P(good outcome)")
+
+
+@pytest.mark.slow
+def test_radiograph_runs_with_the_shipped_model_on_what_the_module_writes(tmp_path):
+    """As the module hands a radiograph over: a volume with its spacing as NRRD plus --pixel-mm, a picture as
+    PNG without; both are read disc by disc and the heat map lies on the input's own grid."""
+    from SpineAILib import commands
+
+    from spineai.cli import build_parser
+    from spineai.radiograph.phantom import render_radiograph_patient
+
+    plan = {
+        p.entry.key: p
+        for p in grading.plan_panels(
+            commands.command_tree(build_parser()), models.installed_models(None, verify=True)
+        )
+    }["radiograph"]
+    if not plan.available:
+        pytest.skip(f"no radiograph panel in this engine: {plan.reason}")
+    model = next(m for m in plan.models if m.card.name == "radiograph_hnp_demo")
+    assert model.verified, model.status
+    case = render_radiograph_patient(3, views=("lateral",), image_px=128)
+    volume = sitk.GetImageFromArray(case.images["lateral"][None].astype(np.int16))  # a one-slice volume
+    volume.SetSpacing((case.pixel_mm, case.pixel_mm, 1.0))
+    volume.SetOrigin((-120.0, -120.0, 0.0))
+    sitk.WriteImage(volume, str(tmp_path / "input.nrrd"))
+    pixel_mm = grading.radiograph_pixel_mm(
+        volume.GetSpacing(), volume.GetSize(), str(tmp_path / "input.nrrd")
+    )
+    assert float(pixel_mm) == pytest.approx(case.pixel_mm)
+    picture = grading.write_picture_input(case.images["lateral"], tmp_path / "input.png")
+    read = {}
+    for name, source, options in (
+        ("volume", tmp_path / "input.nrrd", {"pixelMm": pixel_mm}),
+        ("picture", picture, {}),
+    ):
+        cmd = grading.build_command(
+            plan.entry, source, tmp_path / name, weights=models.weights_file(model), options=options,
+            offered=plan.options,
+        )  # fmt: skip
+        result, _updates = _run(cmd, timeout=600)
+        assert result.succeeded, result.error + "\n" + "\n".join(result.output[-20:])
+        outputs = grading.find_outputs(plan.entry, tmp_path / name).check()
+        assert len(outputs.heatmaps) == 1
+        heat = sitk.ReadImage(str(next(iter(outputs.heatmaps.values()))))
+        assert heat.GetSize()[:2] == (128, 128)
+        values = sitk.GetArrayViewFromImage(heat)
+        assert 0.0 <= values.min() and values.max() <= 1.0 + 1e-6
+        read[name] = json.loads(outputs.summary.read_text())
+        assert read[name]["design"] == "disc-crops" and [d["level"] for d in read[name]["discs"]] == [
+            "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1",
+        ]  # fmt: skip
+        items = {r["Item"] for r in grading.result_table(outputs).rows}
+        assert "probabilities.L4-L5" in items and "design" in items
+    assert {d["scale_source"] for d in read["volume"]["discs"]} == {"given"}
+    assert [d["pixel_mm"] for d in read["volume"]["discs"]] == pytest.approx([case.pixel_mm] * 5)
+    assert read["volume"]["discs"][0]["x_mm"] == pytest.approx(
+        -120.0 + read["volume"]["discs"][0]["column"] * case.pixel_mm
+    )
+    assert read["picture"]["discs"][0]["scale_source"].startswith("estimated")
+    assert "x_mm" not in read["picture"]["discs"][0]
+    rows = [[d["row"] for d in read[n]["discs"]] for n in ("volume", "picture")]
+    assert np.allclose(rows[0], rows[1], atol=0.5)  # the same discs found in both hand-overs

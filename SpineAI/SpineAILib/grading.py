@@ -10,12 +10,22 @@ files hold its table, its summary and its Grad-CAM heat maps. A panel appears on
 Options are offered only when the command's own ``--help`` lists their flag, so an engine that grows or
 drops an option never receives one it does not know. A new command (axial grading, stenosis, radiograph)
 needs one registry entry.
+
+Every panel runs the model chosen in it; the engine's shipped models (the radiograph panel's
+``radiograph_hnp_demo``, a disc locator with a per-level crop reader trained on synthetic radiographs only) are
+installed models like any other, so no panel needs site weights. The radiograph panel also passes the pixel
+size (``--pixel-mm``) that sizes the reader's 72 mm disc crops: typed by the user, else taken from the
+volume's spacing when that is known (:func:`radiograph_pixel_mm`). A picture (PNG/JPEG/...) carries no pixel
+size, and Slicer gives it 1 mm: such a volume is handed to the engine as a picture
+(:func:`write_picture_input`), so that the engine estimates the pixel size from the located discs (with a
+warning) instead of taking 1 mm for the truth.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +44,8 @@ class OptionSpec:
     Attributes:
         key: parameter name (stored in the scene's parameter node).
         flag: the option, e.g. ``"--gradcam"``.
-        kind: ``"bool"`` (a flag without value), ``"choice"`` (one of ``choices``) or ``"text"``.
+        kind: ``"bool"`` (a flag without value), ``"choice"`` (one of ``choices``), ``"number"`` (a finite
+            positive number, e.g. a pixel size in mm; empty for none) or ``"text"``.
         label: what the panel calls it.
         default: the value a new panel starts with (``bool`` for a flag, else text).
         choices: the values of a ``"choice"`` option.
@@ -51,7 +62,7 @@ class OptionSpec:
         """The command-line words for ``value`` ([] for an unset flag or empty text).
 
         Raises:
-            ValueError: a choice outside ``choices``.
+            ValueError: a choice outside ``choices``; a number that is not a finite positive number.
         """
         if self.kind == "bool":
             return [self.flag] if _as_bool(value) else []
@@ -60,6 +71,15 @@ class OptionSpec:
             return []
         if self.kind == "choice" and text not in self.choices:
             raise ValueError(f"{self.label} '{text}' is not one of {', '.join(self.choices)}.")
+        if self.kind == "number":
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            if not (math.isfinite(number) and number > 0):
+                raise ValueError(
+                    f"{self.label} '{text}' is not a positive number: type e.g. 0.15, or leave it empty."
+                )
         return [f"{self.flag}={text}"]
 
 
@@ -116,6 +136,11 @@ _SAGITTAL_GRADINGS = (
     "all",
     "none",
 )
+
+#: the radiograph panel's pixel-size option (``--pixel-mm``): empty = from the volume's spacing when known
+PIXEL_MM_OPTION = "pixelMm"
+#: files that carry no pixel size: Slicer gives such a volume 1 mm spacing
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 #: every command a panel can exist for (a panel appears only for those the engine has, with a model)
 GRADING_COMMANDS: tuple[GradingCommand, ...] = (
@@ -174,9 +199,12 @@ GRADING_COMMANDS: tuple[GradingCommand, ...] = (
     GradingCommand(
         key="radiograph",
         command=("radiograph",),
-        title="Herniation from radiographs (per level)",
+        title="Herniation from radiographs (per level, read disc by disc)",
         family="radiograph",
-        input_description="a lumbar radiograph (AP, lateral or oblique; one grey-level image)",
+        input_description=(
+            "a lumbar radiograph (AP, lateral or oblique; one grey-level image). The shipped model finds the "
+            "five discs, then reads a 72 mm crop around each (trained on synthetic radiographs only)"
+        ),
         table_files=("radiograph.tsv", "*.tsv"),
         summary_files=("radiograph.json", "*.json"),
         options=(
@@ -188,6 +216,7 @@ GRADING_COMMANDS: tuple[GradingCommand, ...] = (
                 "max",
                 ("max", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"),
             ),
+            OptionSpec(PIXEL_MM_OPTION, "--pixel-mm", "number", "Pixel size (mm)", ""),
             OptionSpec("device", "--device", "choice", "Device", "cpu", ("cpu", "cuda")),
         ),
     ),
@@ -313,6 +342,65 @@ def build_command(
     return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))
 
 
+def radiograph_pixel_mm(
+    spacing_mm: Sequence[float], size: Sequence[int], file_name: str | None = None
+) -> str:
+    """The pixel size (mm) to pass as ``--pixel-mm`` for a radiograph volume, or ``""`` when it is unknown.
+
+    Args:
+        spacing_mm: the volume's spacing (mm, Slicer's IJK order: columns, rows, slices).
+        size: its dimensions in the same order (a radiograph: ``(columns, rows, 1)``).
+        file_name: the file it was loaded from (``None`` for a DICOM-loaded or computed volume).
+
+    Returns:
+        the geometric mean of the two in-plane spacings (the axes longer than one voxel) as text, e.g.
+        ``"0.15"``; ``""`` when the spacing is not a real pixel size: the volume comes from a picture file
+        (PNG, JPEG, BMP, GIF, TIFF carry none) or its in-plane spacing is exactly 1 x 1 mm (what Slicer gives an
+        image without geometry).
+    """
+    if file_name and str(file_name).lower().endswith(PICTURE_SUFFIXES):
+        return ""
+    axes = [k for k in range(min(len(spacing_mm), len(size))) if int(size[k]) > 1][:2]
+    if len(axes) < 2:
+        axes = [0, 1]
+    plane = [float(spacing_mm[k]) for k in axes]
+    if not all(math.isfinite(v) and v > 0 for v in plane) or plane == [1.0, 1.0]:
+        return ""
+    return f"{math.sqrt(plane[0] * plane[1]):.10g}"
+
+
+def write_picture_input(pixels: Any, path: str | os.PathLike) -> Path:
+    """Write a radiograph's grey levels as a 16-bit PNG, for an input whose pixel size is unknown.
+
+    A PNG carries no pixel spacing, so the engine then estimates it from the located discs instead of
+    reading Slicer's placeholder 1 mm as the truth. The grey levels are mapped linearly onto 0..65535 (the
+    engine windows each radiograph by its own percentiles, so a linear map changes nothing it reads).
+
+    Args:
+        pixels: the image ``[rows, columns]``, or ``[1, rows, columns]`` as ``slicer.util.arrayFromVolume``
+            gives a one-slice volume (row 0 at the top as displayed).
+        path: the ``.png`` to write.
+
+    Raises:
+        ValueError: not one 2D grey image, or not a finite image with more than one grey level.
+    """
+    import numpy as np
+    import SimpleITK as sitk
+
+    a = np.asarray(pixels, dtype=np.float64)
+    a = a.reshape(a.shape[-2:]) if a.ndim == 3 and a.shape[0] == 1 else a
+    if a.ndim != 2:
+        raise ValueError(
+            f"The radiograph has shape {tuple(np.shape(pixels))}: one grey-level image is needed, not a volume."
+        )
+    if not np.all(np.isfinite(a)) or float(a.max()) <= float(a.min()):
+        raise ValueError("The radiograph is blank or holds non-finite values: load it again.")
+    scaled = np.round((a - a.min()) / (a.max() - a.min()) * 65535.0).astype(np.uint16)
+    out = Path(path)
+    sitk.WriteImage(sitk.GetImageFromArray(scaled), str(out))
+    return out
+
+
 def option_tooltip(help_text: str, option: OptionSpec) -> str:
     """The engine's own help sentence for an option (for the panel's tool tip)."""
     return option_help(help_text, option.flag)
@@ -391,8 +479,9 @@ def result_table(outputs: GradingOutputs) -> TableData:
 def summary_text(outputs: GradingOutputs) -> str:
     """A short plain-words result line from the JSON summary ("" when there is none).
 
-    Outcome: ``"P(good outcome) 0.62 (threshold 0.50): good outcome"``; radiograph: the probability per level
-    and the levels called positive; gradings: the number of graded items and the notes.
+    Outcome: ``"P(good outcome) 0.62 (threshold 0.50): good outcome"``; radiograph: the probability per level,
+    the levels called positive and, for the disc-crops design, the discs the locator was unsure of (confidence
+    below 0.2) and where the pixel size came from; gradings: the number of graded items and the notes.
     """
     if outputs.summary is None:
         return ""
@@ -412,7 +501,21 @@ def summary_text(outputs: GradingOutputs) -> str:
         levels = ", ".join(f"{level} {float(p):.2f}" for level, p in probabilities.items())
         positive = data.get("levels_called_positive") or []
         called = ", ".join(str(level) for level in positive) if positive else "none"
-        return f"P(herniation): {levels}; called positive: {called}"
+        text = f"P(herniation): {levels}; called positive: {called}"
+        discs = data.get("discs")
+        if isinstance(discs, list) and discs and all(isinstance(d, Mapping) for d in discs):
+            unsure = [
+                str(d.get("level"))
+                for d in discs
+                if isinstance(d.get("confidence"), (int, float)) and float(d["confidence"]) < 0.2
+            ]
+            source = discs[0].get("scale_source")
+            if any(d.get("source") == "given" for d in discs):
+                text += "; discs as given"
+            else:
+                text += f"; discs unsure: {', '.join(unsure)}" if unsure else "; all discs located"
+            text += f" (pixel size: {source})" if source else ""
+        return text
     parts = []
     if isinstance(data.get("discs"), list):
         parts.append(f"{len(data['discs'])} discs graded")

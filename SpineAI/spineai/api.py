@@ -61,6 +61,7 @@ __all__ = [
     "GradeOutput",
     "MeasureOutput",
     "OutcomeOutput",
+    "RadiographDisc",
     "RadiographLevel",
     "RadiographOutput",
     "Result",
@@ -531,11 +532,48 @@ class RadiographLevel:
 
 
 @dataclass
+class RadiographDisc:
+    """Where a disc-crops model read one disc of a radiograph (:func:`read_radiograph`).
+
+    Attributes:
+        level: ``"L1-L2"`` .. ``"L5-S1"``.
+        row, column: the disc centre in pixels of the input image (row 0 at the top, column 0 at the left;
+            sub-pixel), also when vertebra boxes cropped the image first.
+        x_mm, y_mm: the same point in the image's physical frame (mm: the input's origin, spacing and
+            direction applied to ``(column, row)``) when the pixel spacing is known (a DICOM or another file
+            that carries it, or an array given with ``spacing_mm``), else ``None`` (a PNG/JPEG; an in-memory
+            ``sitk.Image``, whose spacing may be a reader's default of 1 mm).
+        confidence: the disc locator's probability mass within 2 sigma of the centre, 0..1 (below 0.2:
+            unsure, a warning says so); ``None`` when the centre was given (``disc_centres=``).
+        source: ``"located"`` (found by the model's disc locator) or ``"given"``.
+        crop_pixels_x0_y0_x1_y1: the square the reader read around the centre, in pixels of the input.
+        pixel_mm: the pixel size (mm) used to size that crop; ``scale_source``: where it came from
+            (``"given"`` for ``pixel_mm=``, ``"image spacing"``, or estimated from the disc spacing).
+    """
+
+    level: str
+    row: float
+    column: float
+    x_mm: float | None
+    y_mm: float | None
+    confidence: float | None
+    source: str
+    crop_pixels_x0_y0_x1_y1: list[float]
+    pixel_mm: float | None
+    scale_source: str | None
+
+
+@dataclass
 class RadiographOutput(Result):
     """Per-level herniation probabilities from one lumbar radiograph (:func:`read_radiograph`).
 
     Attributes:
         levels: one :class:`RadiographLevel` per level, L1-L2 first.
+        design: ``"disc-crops"`` (the shipped model: a disc locator, then a reader of a crop around each disc)
+            or ``"whole-image"`` (the seed paper's EfficientNet on the whole radiograph).
+        discs: disc-crops design: one :class:`RadiographDisc` per level, L1-L2 first (the located or given
+            centres, in pixels and, when the pixel spacing is known, in mm); ``None`` for the whole-image
+            design.
         gradcam_level: the level the Grad-CAM map explains, or ``None``.
         age_estimate_years: the model's age estimate (models trained with the age task), else ``None``.
         age_years: the patient's age as given (``age=``), else ``None``; ``age_error_years``: estimate
@@ -550,6 +588,8 @@ class RadiographOutput(Result):
     """
 
     levels: list[RadiographLevel]
+    design: str
+    discs: list[RadiographDisc] | None
     gradcam_level: str | None
     age_estimate_years: float | None
     age_years: float | None
@@ -570,6 +610,16 @@ class RadiographOutput(Result):
     def positive_levels(self) -> list[str]:
         """Levels called positive (probability at or above the threshold), cranial first."""
         return [lv.level for lv in self.levels if lv.herniation]
+
+    def disc(self, level: str) -> RadiographDisc:
+        """The :class:`RadiographDisc` of ``level`` (e.g. ``"L4-L5"``); an :class:`InputError` for a
+        whole-image model, which locates no discs."""
+        if self.discs is None:
+            raise InputError(
+                f"This reading has no disc positions: the {self.design} model reads the whole image.",
+                "use a disc-crops model (the shipped one: weights=None) to get the located discs",
+            )
+        return _one_named(self.discs, "level", level)
 
 
 @dataclass
@@ -1445,11 +1495,17 @@ def grade_stenosis(
 
 # ====================================================================================== radiograph
 def resolve_radiograph_weights(weights: Any = None) -> Any:
-    """``weights`` itself, or ``None`` when the default radiograph model is installed.
+    """``weights`` itself, or ``None`` (the shipped model) when ``weights`` is ``None`` and the shipped model is
+    installed.
+
+    SpineAI ships a radiograph model, ``radiograph_hnp_demo`` (disc-crops design: a disc locator and a
+    per-level crop reader), trained on synthetic radiographs (DRRs of CT phantoms) only: research use, not
+    for clinical decisions. It is used whenever no ``weights`` are given.
 
     Raises:
-        InputError: ``weights`` is ``None`` and no radiograph model is installed (SpineAI ships none): the
-            message says how to train one and pass it.
+        InputError: ``weights`` is ``None`` and the shipped model's files are missing from
+            ``spineai/resources/models`` (a damaged installation): the message says how to restore them or
+            pass a model of one's own.
     """
     if weights is not None:
         return weights
@@ -1459,10 +1515,12 @@ def resolve_radiograph_weights(weights: Any = None) -> Any:
     if any(card.name == DEFAULT_MODEL for card in list_models()):
         return None
     raise InputError(
-        "No radiograph model is installed: SpineAI ships no weights for reading radiographs, so no herniation "
-        "probability can be given without a model you trained.",
-        "train one on your own radiographs with per-level herniation labels from MRI ('spineai train "
-        "radiograph --data site/manifest.csv --out run1', see docs/radiograph.md), then pass "
+        f"No radiograph model is installed: the shipped model '{DEFAULT_MODEL}' (.safetensors + .json) is "
+        "missing from spineai/resources/models, so no herniation probability can be given without a model "
+        "passed explicitly.",
+        "reinstall SpineAI to restore the shipped model (trained on synthetic radiographs only: research use), "
+        "or train one on your own radiographs with per-level herniation labels from MRI ('spineai train "
+        "radiograph --data site/manifest.csv --out run1', see docs/radiograph.md) and pass "
         "weights='run1/model.safetensors' (command line: --weights run1/model.safetensors)",
     )
 
@@ -1482,6 +1540,8 @@ def read_radiograph(
     spacing_mm: float | Sequence[float] | None = None,
     origin_mm: Sequence[float] | None = None,
     direction: Sequence[float] | np.ndarray | None = None,
+    pixel_mm: float | None = None,
+    disc_centres: Sequence[Sequence[float]] | np.ndarray | None = None,
 ) -> RadiographOutput:
     """Probability of a herniated disc at L1-L2 .. L5-S1 from one lumbar radiograph (``spineai radiograph``).
 
@@ -1490,25 +1550,35 @@ def read_radiograph(
             (row 0 at the top; ``spacing_mm=(column, row)`` in mm when known).
         output: folder for ``radiograph.json``, ``gradcam_<level>.nrrd`` (the radiograph's own grid) and
             ``gradcam_overlay.png``; ``None`` writes nothing.
-        weights: the model: ``.safetensors`` path with its card (``spineai train radiograph``) or a loaded
-            :class:`~spineai.radiograph.predict.RadiographModel`. Required: no radiograph model ships with
-            SpineAI (``None`` uses an installed ``radiograph_demo`` model if there is one).
+        weights: ``None`` (default) for the shipped model ``radiograph_hnp_demo`` (disc-crops design: a disc
+            locator finds the five discs, a small reader reads a 72 mm crop around each; trained on synthetic
+            radiographs only, research use), or another model: a ``.safetensors`` path with its card
+            (``spineai train radiograph``, either design) or a loaded
+            :class:`~spineai.radiograph.predict.RadiographModel`.
         age: the patient's age (years), when known: reported beside the model's age estimate (models
             trained with the age task) and their difference. The herniation call does not use it.
         boxes: vertebra boxes (YOLO ``.txt`` or an ``(n, 4)`` pixel array ``x0, y0, x1, y1``): the image
             is cropped to the five lowest (L1..L5) first.
         gradcam: compute the heat map; ``gradcam_level``: ``"max"`` (the most probable level) or a level.
         thresholds: five decision thresholds (default: the model card's).
-        device: ``"cpu"`` or ``"cuda"``.
+        device: ``"cpu"`` or ``"cuda"`` (the disc-crops design runs on the CPU).
         overwrite: write into a non-empty ``output`` folder.
         spacing_mm, origin_mm, direction: geometry of an array input.
+        pixel_mm: disc-crops design: the pixel size (mm, 0.01-10) of a picture that does not carry it (a
+            PNG/JPEG export), used to size the 72 mm crops; by default the image's spacing when known (a DICOM,
+            an array with ``spacing_mm``: the geometric mean of its two spacings), else estimated from the
+            located discs (taken 35 mm apart, with a warning). ``--pixel-mm`` on the command line.
+        disc_centres: disc-crops design: the five disc centres to read instead of the located ones,
+            ``(5, 2)`` as ``(x = column, y = row)`` in pixels of ``image`` (before any ``boxes`` crop), L1-L2
+            first. A whole-image model ignores them (with a warning).
 
     Returns:
-        :class:`RadiographOutput`.
+        :class:`RadiographOutput` (``discs``: where each disc was read; ``design``: the model's design).
 
     Raises:
-        InputError: no model installed and none given; a volume, a colour photograph, another body region,
-            fewer than five vertebra boxes, an unknown level, a negative age.
+        InputError: the shipped model's files are missing and no ``weights`` were given; a volume, a colour
+            photograph, another body region, fewer than five vertebra boxes, an unknown level, a negative age,
+            a pixel size that is not one, disc centres that are not five finite ``(x, y)`` pairs.
         WeightsError: tampered or mismatched weights.
     """
     import numpy as np
@@ -1520,10 +1590,14 @@ def read_radiograph(
     out = _check_output(output, overwrite)
     model = resolve_radiograph_weights(weights)
     source: Any = image
-    if isinstance(image, np.ndarray) and spacing_mm is not None:
+    spacing_given = isinstance(image, np.ndarray) and spacing_mm is not None
+    if spacing_given:
         source = load_image(
             image, spacing_mm=spacing_mm, origin_mm=origin_mm, direction=direction, dims=2, name="radiograph"
         )
+        known_mm = float(np.sqrt(np.prod(source.GetSpacing())))
+        if pixel_mm is None and 0.01 <= known_mm <= 10.0:  # the array's pixel size sizes the disc crops
+            pixel_mm = known_mm
     elif not isinstance(image, np.ndarray) and any(v is not None for v in (spacing_mm, origin_mm, direction)):
         load_image(image, spacing_mm=spacing_mm, dims=None, name="radiograph")  # raises the explanation
     result = engine_read(
@@ -1534,7 +1608,14 @@ def read_radiograph(
         gradcam_level=gradcam_level,
         thresholds=thresholds,
         device=device,
+        pixel_mm=pixel_mm,
+        disc_centres=None if disc_centres is None else np.asarray(disc_centres, dtype=float),
     )
+    if spacing_given and result.discs and result.image is not None:
+        for d in result.discs:  # the array's geometry was given: the disc centres in mm too
+            if d.get("x_mm") is None:
+                x_mm, y_mm = result.image.TransformContinuousIndexToPhysicalPoint((d["column"], d["row"]))
+                d.update({"x_mm": float(x_mm), "y_mm": float(y_mm)})
     files = result.save(out, overwrite=overwrite) if out is not None else {}
     estimate = result.age_estimate_years
     return RadiographOutput(
@@ -1547,6 +1628,8 @@ def read_radiograph(
             )
             for lv, p in result.probabilities.items()
         ],
+        design=str(result.design),
+        discs=None if result.discs is None else [_radiograph_disc(d) for d in result.discs],
         gradcam_level=result.gradcam_level,
         age_estimate_years=None if estimate is None else float(estimate),
         age_years=None if age is None else float(age),
@@ -1559,6 +1642,27 @@ def read_radiograph(
         files=dict(files),
         heatmap=result.heatmap,
         engine=result,
+    )
+
+
+def _radiograph_disc(entry: Mapping[str, Any]) -> RadiographDisc:
+    """One entry of the engine's ``RadiographResult.discs`` as a :class:`RadiographDisc`."""
+
+    def number(key: str) -> float | None:
+        value = entry.get(key)
+        return None if value is None else float(value)
+
+    return RadiographDisc(
+        level=str(entry["level"]),
+        row=float(entry["row"]),
+        column=float(entry["column"]),
+        x_mm=number("x_mm"),
+        y_mm=number("y_mm"),
+        confidence=number("confidence"),
+        source=str(entry.get("source", "located")),
+        crop_pixels_x0_y0_x1_y1=[float(v) for v in entry.get("crop_pixels_x0_y0_x1_y1", [])],
+        pixel_mm=number("pixel_mm"),
+        scale_source=None if entry.get("scale_source") is None else str(entry["scale_source"]),
     )
 
 
@@ -1658,7 +1762,8 @@ def run_case(
         sides, images: for ``measure`` / ``plan``.
         grading_weights, outcome_weights, axial_weights, stenosis_weights: weights of the MRI models
             (``None``: the shipped demo models).
-        radiograph_weights: the radiograph model (required for ``radiograph``: none ships with SpineAI).
+        radiograph_weights: the radiograph model for ``radiograph`` (``None``: the shipped disc-crops model
+            ``radiograph_hnp_demo``, trained on synthetic radiographs only).
         label_convention: naming of a given segmentation's values without a sidecar.
         overwrite: write into a non-empty ``output`` folder, replacing files of the same names.
         on_step: called with each step's name when it has finished (cohort runs record progress with it).

@@ -63,6 +63,7 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
             "  spineai batch --input manifest.csv --out cohort-out --steps levels,measure,plan --workers 2\n"
             "  spineai batch --input ct_folder --out cohort-out --weights w.safetensors\n"
             "  spineai batch --input axial_folder --out axial-out --steps grade-axial,stenosis\n"
+            "  spineai batch --input radiograph_folder --out xray-out --steps radiograph\n"
             "  spineai batch --input manifest.csv --out cohort-out --scheduler tcp://10.0.0.5:8786"
         ),
         formatter_class=_RAW,
@@ -128,7 +129,8 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--radiograph-weights",
         type=Path,
         default=None,
-        help="radiograph model weights (required for the radiograph step: none is shipped)",
+        help="radiograph model weights (default: the shipped disc-crops model radiograph_hnp_demo, "
+        "trained on synthetic radiographs only)",
     )
     p.add_argument("--no-images", action="store_true", help="skip the C-arm and 3D pictures (faster)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the surface models of segmentations")

@@ -491,7 +491,8 @@ def run_batch(
             levels of each case's numbering; L4-L5, L5-S1 without the ``levels`` step).
         grading_weights, outcome_weights, axial_weights, stenosis_weights: MRI model weights (``None``:
             shipped demo models).
-        radiograph_weights: the radiograph model (required for the ``radiograph`` step: none is shipped).
+        radiograph_weights: the radiograph model for the ``radiograph`` step (``None``: the shipped
+            disc-crops model ``radiograph_hnp_demo``, trained on synthetic radiographs only).
         label_convention: naming of manifest segmentations without a sidecar.
         retries: extra attempts of a case after an unexpected error or a dead worker (input problems are
             never retried).
@@ -533,7 +534,7 @@ def run_batch(
     if "radiograph" in wanted:
         from ..api import resolve_radiograph_weights
 
-        resolve_radiograph_weights(radiograph_weights)  # every case would fail alike without a model
+        resolve_radiograph_weights(radiograph_weights)  # the shipped model's files missing: refused up front
         if radiograph_weights is not None and not Path(radiograph_weights).is_file():
             raise InputError(
                 f"Radiograph weights '{radiograph_weights}' do not exist.",

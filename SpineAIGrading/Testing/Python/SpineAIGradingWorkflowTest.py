@@ -1,5 +1,7 @@
 """SpineAIGrading in Slicer: panels only for commands the engine has and models that exist; grading a synthetic
-sagittal T2 with Grad-CAM gives a table node and heat map volumes shown over the input with an opacity slider.
+sagittal T2 with Grad-CAM gives a table node and heat map volumes shown over the input with an opacity slider;
+a synthetic lateral radiograph is read disc by disc by the shipped model, as a picture (pixel size estimated by
+the engine) and as a volume with its spacing (pixel size passed), the heat map on the input's grid each time.
 
 Run headless (see docs/slicer.md)::
 
@@ -123,6 +125,46 @@ class SpineAIGradingWorkflowTest(ScriptedLoadableModuleTest):
         np.testing.assert_allclose(_ijkToRas(result.heatmaps["gradcam"]), _ijkToRas(volume), atol=1e-4)
         items = [result.tableNode.GetCellText(r, 0) for r in range(result.tableNode.GetNumberOfRows())]
         self.assertIn("probability_good_outcome", items)
+
+    def test_radiograph_read_disc_by_disc_with_the_shipped_model(self):
+        import SimpleITK as sitk
+
+        import SpineAIGrading
+        from spineai.radiograph.phantom import render_radiograph_patient
+
+        logic = SpineAIGrading.SpineAIGradingLogic()
+        plan = {p.entry.key: p for p in logic.panelPlans()}["radiograph"]
+        if not plan.available:
+            self.skipTest(plan.reason)
+        self.assertIn("radiograph_hnp_demo", [m.card.name for m in plan.models])
+        model = next(m for m in plan.models if m.card.name == "radiograph_hnp_demo")
+        case = render_radiograph_patient(3, views=("lateral",))
+        folder = Path(slicer.util.tempDirectory("SpineAI-radiograph-"))
+        sitk.WriteImage(sitk.GetImageFromArray(case.images["lateral"]), str(folder / "lateral.png"))
+        spaced = sitk.GetImageFromArray(case.images["lateral"])
+        spaced.SetSpacing((case.pixel_mm, case.pixel_mm))
+        sitk.WriteImage(spaced, str(folder / "lateral.nrrd"))
+        # a picture carries no pixel size: the engine estimates it from the located discs
+        picture = slicer.util.loadVolume(
+            str(folder / "lateral.png"), {"name": "lateral png", "singleFile": True}
+        )
+        self.assertEqual(logic.radiographPixelMm(picture), "")
+        fromPicture = logic.grade("radiograph", picture, model=model, offered=plan.options, timeout=1800)
+        self.assertTrue(fromPicture.summary.startswith("P(herniation): L1-L2"), fromPicture.summary)
+        self.assertIn("estimated from the located discs", fromPicture.summary)
+        # a volume with its spacing: that pixel size is passed (--pixel-mm)
+        volume = slicer.util.loadVolume(str(folder / "lateral.nrrd"), {"name": "lateral", "singleFile": True})
+        self.assertAlmostEqual(float(logic.radiographPixelMm(volume)), case.pixel_mm, places=4)
+        result = logic.grade("radiograph", volume, model=model, offered=plan.options, timeout=1800)
+        self.assertIn("pixel size: given", result.summary)
+        for read, image in ((fromPicture, picture), (result, volume)):
+            self.assertEqual(len(read.heatmaps), 1)  # Grad-CAM of the most probable level, on its disc crop
+            heatmap = next(iter(read.heatmaps.values()))
+            self.assertEqual(heatmap.GetImageData().GetDimensions(), image.GetImageData().GetDimensions())
+            np.testing.assert_allclose(_ijkToRas(heatmap), _ijkToRas(image), atol=1e-4)
+            items = [read.tableNode.GetCellText(r, 0) for r in range(read.tableNode.GetNumberOfRows())]
+            self.assertIn("design", items)
+            self.assertTrue(any(item.startswith("discs.") for item in items), items)
 
     def test_bad_inputs_are_refused_before_anything_runs(self):
         import SpineAIGrading
