@@ -68,6 +68,29 @@ def test_combined_algorithm_sums_window_softmax_and_argmaxes():
     assert np.array_equal(blended, expected)
 
 
+def test_class_weight_correction_divides_the_probabilities_by_the_training_weights():
+    # ThresholdNet's logit for class 2 is 10 * (x - 0.3): at x = 0.35 it is 0.5, so p2 / p0 = e^0.5 = 1.65
+    volume = np.full((8, 8, 8), 0.35, dtype=np.float32)
+    volume[:4] = 0.40  # logit 1.0: p2 / p0 = 2.72
+    net = ThresholdNet(0.3, num_classes=3, target_class=2)
+    raw = predict_classes(net, volume, (8, 8, 8))
+    assert set(np.unique(raw)) == {2}
+    # trained with class 2 weighted twice class 0: the corrected odds are 0.82 (x = 0.35) and 1.36 (x = 0.40)
+    corrected = predict_classes(net, volume, (8, 8, 8), logit_offsets=np.log([1.0, 1.0, 2.0]))
+    assert np.all(corrected[:4] == 2) and np.all(corrected[4:] == 0)
+
+
+def test_loaded_model_reads_its_training_weights_from_the_card():
+    model = threshold_model()
+    assert model.class_weights is None and model.logit_offsets() is None  # card without weights: raw
+    weights = {n: float(i + 1) for i, n in enumerate(model.class_names)}
+    model.card.training_recipe = {"class_weights": weights}
+    assert np.allclose(model.logit_offsets(), np.log(np.arange(1, len(model.class_names) + 1)))
+    assert model.logit_offsets(class_weight_correction=False) is None
+    model.card.training_recipe = {"class_weights": {model.class_names[0]: 1.0}}  # incomplete: unusable
+    assert model.logit_offsets() is None
+
+
 def test_large_volumes_accumulate_in_half_precision_with_the_same_labels(monkeypatch):
     from spineai.segmentation import inference
 

@@ -128,6 +128,7 @@ def test_evaluate_writes_a_stable_json_report(tmp_path: Path):
         "model",
         "data",
         "mode",
+        "class_weight_correction",
         "postprocess",
         "cases",
         "summary",

@@ -58,6 +58,11 @@ def test_tiny_training_lowers_the_loss_and_writes_its_outputs(dataset: Path, tmp
         assert (out / name).is_file(), name
     card = load_card(out / "model.safetensors")
     assert card.class_names == list(TINY_CLASSES)
+    # the loss's class weights are in the card, so inference can undo their shift of the boundaries
+    state = json.loads((out / "checkpoints" / "last_state.json").read_text())
+    recorded = card.training_recipe["class_weights"]
+    assert list(recorded) == list(TINY_CLASSES)
+    assert np.allclose(list(recorded.values()), state["class_weights"])
     assert card.task == "ct_segmentation" and card.config["features"] == [4, 8, 16]
     assert card.input["patch_size"] == [16, 32, 32] and card.input["intensity"]["clip_low_hu"] == -1000
     assert card.training_recipe["learning_rate"] == 5e-4 and card.training_recipe["optimizer"] == "Adam"

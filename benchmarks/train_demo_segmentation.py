@@ -10,9 +10,17 @@ Steps (each resumable: re-running the same command continues where it stopped):
 4. with ``--install``: write ``spineai/resources/models/spinect_ct_demo.safetensors`` + ``.json`` (fp16,
    SHA-256 in the card, test figures in ``metrics``).
 
-Command used for the shipped weights (CPU, about 2 s per iteration on 2 cores, 2.2 h; see docs/segmentation.md)::
+Commands used for the shipped weights (docs/segmentation.md): version 1 on the CPU (about 2 s per iteration
+on 2 cores, 2.2 h)::
 
     python benchmarks/train_demo_segmentation.py --work demo-training --iterations 4000 --install
+
+and version 2 from it on a GPU, in runs of at most 8 minutes (each repetition resumes), then installed::
+
+    python benchmarks/train_demo_segmentation.py --work demo-gpu --train-cases 240 --val-cases 12 \
+        --iterations 100000 --val-every 500 --val-cases-per-round 4 --device cuda --batch-size 8 \
+        --anisotropic-share 0.2 --workers 15 --max-minutes 8 --skip-evaluation --init-weights spinect_ct_demo
+    python benchmarks/train_demo_segmentation.py --work demo-gpu --evaluate-only --install
 
 Research use only: weights trained on phantoms are a demonstration, not a clinical model.
 """
@@ -106,14 +114,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-evaluation", action="store_true", help="train only (evaluate the test phantoms later)"
     )
+    parser.add_argument(
+        "--trained-on", default=None, help="hardware and wall time of the training, for the model card"
+    )
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="no training: evaluate (and with --install install) the best weights already in WORK/run, "
+        "e.g. copied back from a GPU machine",
+    )
     parser.add_argument("--install", action="store_true", help="copy the best weights into the package")
     args = parser.parse_args(argv)
 
-    from spineai.segmentation.metrics import evaluate_segmentation, format_table
     from spineai.segmentation.train import TrainConfig, train_segmentation
-    from spineai.weights import MODELS_DIR, load_card, load_state_dict, save_weights
+    from spineai.weights import load_card
 
     train_dir, test_dir = args.work / "phantoms" / "train", args.work / "phantoms" / "test"
+    run = args.work / "run"
+    if args.evaluate_only:
+        _generate(test_dir, range(2000, 2000 + args.test_cases), args.workers)
+        return _evaluate_and_install(args, run, test_dir, load_card(run / "model.safetensors").training_data)
     _generate(train_dir, range(1000, 1000 + args.train_cases), args.workers, args.anisotropic_share)
     if not args.skip_evaluation:
         _generate(test_dir, range(2000, 2000 + args.test_cases), args.workers)
@@ -144,7 +164,6 @@ def main(argv: list[str] | None = None) -> int:
         max_minutes=args.max_minutes,
         prepare_workers=max(1, args.workers),
     )
-    run = args.work / "run"
     resume = (run / "checkpoints" / "last_state.json").is_file()
     result = train_segmentation(train_dir, run, config, resume=resume, training_data=description)
     print(
@@ -153,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.skip_evaluation:
         return 0
+    return _evaluate_and_install(args, run, test_dir, description)
+
+
+def _evaluate_and_install(args: argparse.Namespace, run: Path, test_dir: Path, description: object) -> int:
+    """Evaluate ``run/model.safetensors`` on the test phantoms; with ``--install`` copy it into the package."""
+    from spineai.segmentation.metrics import evaluate_segmentation, format_table
+    from spineai.weights import MODELS_DIR, load_card, load_state_dict, save_weights
 
     report = evaluate_segmentation(
         test_dir,
@@ -169,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     state = load_state_dict(run / "model.safetensors", card)
     summary = report["summary"]
     card.name = MODEL_NAME
+    card.version = "2.0"
     card.training_data = description
+    # the iteration of the installed weights (a run stopped by --max-minutes never reaches "iterations")
+    best = card.metrics.get("best_validation", {}).get("iteration")
+    card.training_recipe = {**card.training_recipe, "weights_from_iteration": best}
+    if args.trained_on:
+        card.training_recipe = {**card.training_recipe, "trained_on": args.trained_on}
     card.metrics = {
         **card.metrics,
         "phantom_test": {

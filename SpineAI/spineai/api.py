@@ -949,6 +949,7 @@ def segment(
     spacing_mm: float | Sequence[float] | None = None,
     origin_mm: Sequence[float] | None = None,
     direction: Sequence[float] | np.ndarray | None = None,
+    class_weight_correction: bool = True,
 ) -> SegmentOutput:
     """Segment lumbosacral bones, discs, dural sac and nerve roots on a CT (``spineai segment``).
 
@@ -960,9 +961,13 @@ def segment(
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         fast: the fast sliding window (cropped to the spine, few overlapping windows); ``False`` runs the
             paper's combined algorithm (non-overlapping 32 x 64 x 64 windows, summed probabilities).
-        postprocess: keep the largest connected component of each structure.
+        postprocess: keep the largest connected component of each structure and name each lumbar
+            vertebra by the discs above and below it.
         require_levels: vertebrae or levels that must be found (e.g. ``("L5", "S1")``).
         surfaces: also write smoothed surface models (LPS, mm).
+        class_weight_correction: divide the network's probabilities by the class weights of its training
+            loss (recorded in its card), so thin roots are not drawn too thick; ``False``: the raw softmax,
+            as the paper.
         overwrite: write into a non-empty ``output`` folder, replacing files of the same names.
         spacing_mm, origin_mm, direction: geometry of an array input (see the module docstring).
 
@@ -997,6 +1002,7 @@ def segment(
         postprocess=postprocess,
         require_levels=require_levels,
         model=model,
+        class_weight_correction=class_weight_correction,
     )
     checks.append(_orientation_check(result.labels))
     files = result.save(out, overwrite=overwrite, surfaces=surfaces) if out is not None else {}

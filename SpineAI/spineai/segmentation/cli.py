@@ -74,6 +74,12 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         default=None,
         help="model weights (.safetensors with its .json card); default: the shipped model",
     )
+    p.add_argument(
+        "--no-weight-correction",
+        action="store_true",
+        help="raw softmax, as the paper (default: divided by the class weights the model was trained with, "
+        "recorded in its card, so thin roots are not drawn too thick)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
     p.add_argument("--stl", action="store_true", help="also write surfaces as .stl")
     p.add_argument("--no-surfaces", action="store_true", help="skip the surface models")
@@ -106,6 +112,7 @@ def _run_segment(args: argparse.Namespace) -> int:
         mode=args.mode,
         postprocess=not args.no_postprocess,
         require_levels=args.require_levels,
+        class_weight_correction=not args.no_weight_correction,
     )
     formats = ("vtp", "stl") if args.stl else ("vtp",)
     written = result.save(
@@ -359,6 +366,12 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
     p.add_argument("--mode", choices=("fast", "paper"), default="fast", help="inference mode (fast)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--no-postprocess", action="store_true", help="score the raw network output")
+    p.add_argument(
+        "--no-weight-correction",
+        action="store_true",
+        help="raw softmax, as the paper (default: divided by the class weights the model was trained with, "
+        "recorded in its card, so thin roots are not drawn too thick)",
+    )
     p.add_argument("--no-distances", action="store_true", help="skip HD95 and mean surface distance (faster)")
     p.add_argument("--label-convention", default=None, help="convention of label files without sidecar")
     p.set_defaults(func=_guarded("evaluate segmentation", _run_evaluate))
@@ -378,6 +391,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         distances=not args.no_distances,
         json_out=args.json_out,
         overwrite=args.overwrite,
+        class_weight_correction=not args.no_weight_correction,
     )
     print(f"{len(report['cases'])} case(s), model {report['model']['name']} ({report['mode']} mode)\n")
     print("Per structure (Dice, IoU, pixel accuracy in %):")

@@ -10,6 +10,9 @@ Pipeline of :func:`segment`:
      (32 x 64 x 64) tiled without overlap (``overlap=0``, ``mode="constant"``); each window's softmax is
      added into a summed-probability volume at its location and every voxel takes the class of largest
      sum;
+   - in both modes the softmax is divided by the class weights the network was trained with, when its card
+     records them (``class_weight_correction``, on by default; see :func:`predict_classes`), so the
+     up-weighted thin roots are not drawn too thick;
    - ``mode="fast"`` (default): the volume is first cropped to the bony region (voxels above 250 HU inside
      the body, 25 mm margin), which drops the air and the anterior abdomen; windows then cover that
      crop with as few tiles as fit in memory (at most 96 x 160 x 160 voxels each, sizes multiples of 16),
@@ -142,6 +145,22 @@ class LoadedModel:
     patch_size: tuple[int, int, int]
     device: str
 
+    @property
+    def class_weights(self) -> np.ndarray | None:
+        """The cross-entropy class weights the network was trained with (model card), in class order, or
+        ``None`` when the card does not record them."""
+        recorded = (getattr(self.card, "training_recipe", None) or {}).get("class_weights")
+        if not isinstance(recorded, dict) or any(n not in recorded for n in self.class_names):
+            return None
+        return np.array([float(recorded[n]) for n in self.class_names], dtype=np.float32)
+
+    def logit_offsets(self, class_weight_correction: bool = True) -> np.ndarray | None:
+        """``log(w_c)`` per class, to subtract from the logits (see :func:`predict_classes`), or ``None``."""
+        weights = self.class_weights if class_weight_correction else None
+        if weights is None or not np.all(weights > 0):
+            return None
+        return np.log(weights).astype(np.float32)
+
 
 def resolve_device(device: str | None = "auto") -> str:
     """``"auto"`` -> ``"cuda"`` when available else ``"cpu"``; an unavailable ``"cuda"`` is an InputError."""
@@ -262,6 +281,7 @@ def predict_classes(
     sw_batch_size: int = 1,
     amp: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
+    logit_offsets: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Class index per voxel by sliding-window inference and argmax of the summed softmax.
 
@@ -275,6 +295,11 @@ def predict_classes(
         sw_batch_size: windows per forward pass.
         amp: bf16 autocast (default: on for CUDA).
         progress: called with (windows done, windows total).
+        logit_offsets: per class, subtracted from the logits before the softmax. With ``log(w_c)`` of the
+            class weights of a weighted cross-entropy this undoes the weighting's shift of the decision
+            boundaries towards the up-weighted (small) classes: a network trained with weights ``w_c``
+            estimates posteriors proportional to ``w_c p(c | x)``, so dividing by ``w_c`` restores
+            ``p(c | x)`` (prior correction). ``None``: the raw softmax, as the paper.
 
     Returns:
         uint8 class indices ``(z, y, x)``.
@@ -293,6 +318,12 @@ def predict_classes(
     half = classes is not None and 4 * int(classes) * int(np.prod(volume.shape)) > ACCUMULATOR_LIMIT_BYTES
     out_dtype = torch.float16 if half else torch.float32
 
+    offsets = (
+        None
+        if logit_offsets is None
+        else torch.as_tensor(np.asarray(logit_offsets, dtype=np.float32)).view(1, -1, 1, 1, 1).to(device)
+    )
+
     def softmax_network(x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         if use_amp and device.startswith("cuda"):
@@ -303,7 +334,8 @@ def predict_classes(
         done[0] += x.shape[0]
         if progress is not None:
             progress(min(done[0], total), total)
-        return torch.softmax(logits.float(), dim=1).to(out_dtype)
+        logits = logits.float() if offsets is None else logits.float() - offsets
+        return torch.softmax(logits, dim=1).to(out_dtype)
 
     inferer = SlidingWindowInferer(
         roi_size=tuple(int(w) for w in window),
@@ -494,6 +526,7 @@ def segment(
     postprocess: bool = True,
     require_levels: Iterable[str] | None = None,
     model: LoadedModel | None = None,
+    class_weight_correction: bool = True,
 ) -> SegmentationResult:
     """Segment a lumbosacral CT.
 
@@ -508,6 +541,10 @@ def segment(
         require_levels: vertebrae or levels that must be in view (e.g. ``("L5", "S1")``); missing ones raise
             :class:`InputError` after inference.
         model: an already loaded model (overrides ``weights`` and ``device``).
+        class_weight_correction: divide the network's probabilities by the class weights it was trained
+            with (recorded in its card; :func:`predict_classes`), which stops the up-weighted thin roots
+            from growing too thick; ``False`` gives the raw softmax, as the paper. Cards without recorded
+            weights are used raw.
 
     Returns:
         :class:`SegmentationResult` with canonical labels on the input's grid.
@@ -547,8 +584,16 @@ def segment(
     def progress(done: int, total: int) -> None:
         report(10.0 + 75.0 * done / max(total, 1), f"segmenting (window {done}/{total})")
 
+    offsets = loaded.logit_offsets(class_weight_correction)
     classes = predict_classes(
-        loaded.network, volume, window, overlap, blend, device=loaded.device, progress=progress
+        loaded.network,
+        volume,
+        window,
+        overlap,
+        blend,
+        device=loaded.device,
+        progress=progress,
+        logit_offsets=offsets,
     )
     timings["inference"] = time.perf_counter() - t
 
@@ -593,6 +638,7 @@ def segment(
             "weights": str(loaded.weights_path),
             "sha256": card.sha256,
             "device": loaded.device,
+            "class_weight_correction": offsets is not None,
         },
         mode=mode,
         timings_s={**timings, "total": time.perf_counter() - t0},

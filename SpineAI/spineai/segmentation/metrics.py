@@ -24,6 +24,7 @@ schema ``spineai.segmentation.evaluation/1``::
     {
       "schema": "spineai.segmentation.evaluation/1",
       "model": {"name", "version", "weights", "sha256", "class_names"},
+      "class_weight_correction": bool,
       "data": "<folder>", "mode": "fast|paper", "postprocess": true,
       "cases": [{"case": "<id>", "seconds": 1.2,
                  "structures": {"<name>": {"dice", "iou", "pixel_accuracy", "hd95_mm", "msd_mm",
@@ -262,8 +263,12 @@ def evaluate_segmentation(
     distances: bool = True,
     json_out: str | os.PathLike | None = None,
     overwrite: bool = False,
+    class_weight_correction: bool = True,
 ) -> dict[str, Any]:
     """Segment every case of ``data_dir`` and score it against its labels (schema in the module docstring).
+
+    ``mode``, ``postprocess`` and ``class_weight_correction`` are those of
+    :func:`~spineai.segmentation.inference.segment`.
 
     Each case is scored on its own CT's grid: the prediction (already resampled onto the input grid) is
     compared with the case's label map converted to canonical values and resampled (nearest neighbour)
@@ -287,7 +292,13 @@ def evaluate_segmentation(
     results = []
     for case in track(cases, desc="evaluating cases"):
         t0 = time.perf_counter()
-        result = segment(case.image, mode=mode, postprocess=postprocess, model=loaded)
+        result = segment(
+            case.image,
+            mode=mode,
+            postprocess=postprocess,
+            model=loaded,
+            class_weight_correction=class_weight_correction,
+        )
         truth = read_canonical_labels(case.labels, case.mapping)
         truth = io.resample_like(truth, result.labels, is_label=True)
         pred_arr = sitk.GetArrayViewFromImage(result.labels)
@@ -316,6 +327,7 @@ def evaluate_segmentation(
         "data": str(Path(data_dir)),
         "mode": mode,
         "postprocess": postprocess,
+        "class_weight_correction": loaded.logit_offsets(class_weight_correction) is not None,
         "cases": results,
         "summary": {
             "structures": aggregate([r["structures"] for r in results]),

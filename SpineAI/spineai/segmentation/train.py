@@ -179,8 +179,13 @@ def validate(
     config: TrainConfig,
     intensity: IntensityNormalization,
     device: str,
+    class_weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Mean Dice per class over ``cases`` with the paper's combined algorithm (tiled patch-size windows)."""
+    """Mean Dice per class over ``cases`` with the paper's combined algorithm (tiled patch-size windows).
+
+    With ``class_weights`` the softmax is divided by them, as inference does by default
+    (:func:`~spineai.segmentation.inference.predict_classes`), so the weights kept are the best as used.
+    """
     from .inference import predict_classes
 
     network.eval()
@@ -193,6 +198,7 @@ def validate(
             config.val_overlap,
             "constant",
             device=device,
+            logit_offsets=None if class_weights is None else np.log(class_weights),
         )
         for c, d in dice_per_class(pred, case.classes, len(config.class_names)).items():
             scores.setdefault(c, []).append(d)
@@ -283,7 +289,13 @@ def _card(
     metrics: dict[str, Any],
     network: Any,
     training_data: str | None = None,
+    class_weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
+    recipe_weights = (
+        {}
+        if class_weights is None
+        else {"class_weights": dict(zip(config.class_names, map(float, class_weights), strict=True))}
+    )
     return {
         "name": config.model_name,
         "version": "1.0",
@@ -307,6 +319,7 @@ def _card(
             "loss": "weighted softmax cross-entropy",
             "initialisation": "He (kaiming normal, fan-in)",
             "parameters": count_parameters(network),
+            **recipe_weights,
         },
         "metrics": metrics,
     }
@@ -579,7 +592,7 @@ def train_segmentation(
         if done % config.val_every and done != config.iterations:
             continue
         pick = rng.permutation(len(val_cases))[: config.val_cases_per_round]
-        val = validate(network, [val_cases[i] for i in sorted(pick)], config, intensity, device)
+        val = validate(network, [val_cases[i] for i in sorted(pick)], config, intensity, device, weights)
         last_val = val["mean_dice"]
         record = {
             "iteration": done,
@@ -603,7 +616,7 @@ def train_segmentation(
                 "cases": len(val_cases),
             }
         }
-        card = _card(config, intensity, train_ids, data_dir, metrics, network, training_data)
+        card = _card(config, intensity, train_ids, data_dir, metrics, network, training_data, weights)
         if improved:
             save_weights(network, out / "model.safetensors", card, overwrite=True, dtype="float16")
         state = {
