@@ -163,17 +163,31 @@ def gradcam_level_map(model: RadiographModel, x: np.ndarray, level_index: int) -
     averaged and scaled to a maximum of 1 (all zeros when no member found positive evidence).
     """
     import torch
-    from monai.visualize import GradCAM
 
     from .network import GRADCAM_LAYER
 
     t = torch.from_numpy(np.asarray(x, dtype=np.float32))[None, None]
-    total = np.zeros(x.shape, dtype=np.float32)
-    for k in range(len(model.ensemble.members)):
-        member = model.ensemble.member_logits(k).eval()
-        cam = GradCAM(nn_module=member, target_layers=f"net.{GRADCAM_LAYER}", postprocessing=lambda a: a)
+    members = [model.ensemble.member_logits(k) for k in range(len(model.ensemble.members))]
+    return _ensemble_gradcam(members, t, f"net.{GRADCAM_LAYER}", int(level_index))
+
+
+def _ensemble_gradcam(members: Sequence[Any], x: Any, target_layer: str, class_idx: int) -> np.ndarray:
+    """Summed Grad-CAM of an ensemble on one input ``x`` ``(1, 1, H, W)``: a ``(H, W)`` map in [0, 1].
+
+    For each member (a module returning ``(1, C)`` logits), MONAI's :class:`~monai.visualize.GradCAM` of
+    logit ``class_idx`` on ``target_layer`` (no MONAI rescaling), negatives clipped to 0 and scaled to a
+    maximum of 1; the members' maps are summed and the sum scaled to a maximum of 1 (all zeros when no
+    member found positive evidence).
+    """
+    import torch
+    from monai.visualize import GradCAM
+
+    total = np.zeros(tuple(x.shape[2:]), dtype=np.float32)
+    for member in members:
+        member = member.eval()
+        cam = GradCAM(nn_module=member, target_layers=target_layer, postprocessing=lambda a: a)
         with torch.enable_grad():
-            raw = cam(t, class_idx=int(level_index))
+            raw = cam(x, class_idx=class_idx)
         m = np.clip(np.nan_to_num(raw.detach().cpu().numpy()[0, 0].astype(np.float32)), 0.0, None)
         top = float(m.max())
         total += m / top if top > 0 else m

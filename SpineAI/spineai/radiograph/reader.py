@@ -32,7 +32,6 @@ locator; it is validated and evaluated on crops at the **located** centres.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -370,23 +369,11 @@ def read_disc_levels(
 
 def reader_gradcam(model: DiscCropsEnsemble, crop: np.ndarray, level_index: int) -> np.ndarray:
     """Grad-CAM of one level on its crop ``(n, n)``: MONAI GradCAM on ``conv3`` of every member, mean, max 1."""
-    from monai.visualize import GradCAM
+    from .predict import _ensemble_gradcam
 
     t = torch.from_numpy(np.asarray(crop, dtype=np.float32))[None, None]
-    total = np.zeros(crop.shape, dtype=np.float32)
-    for member in model.members:
-        wrapped = _ReaderAtLevel(member.eval(), level_index).eval()
-        cam = GradCAM(
-            nn_module=wrapped, target_layers=f"net.{READER_GRADCAM_LAYER}", postprocessing=lambda a: a
-        )
-        with torch.enable_grad():
-            raw = cam(t, class_idx=0)
-        m = np.clip(np.nan_to_num(raw.detach().cpu().numpy()[0, 0].astype(np.float32)), 0.0, None)
-        top = float(m.max())
-        total += m / top if top > 0 else m
-        member.zero_grad(set_to_none=True)
-    top = float(total.max())
-    return total / top if top > 0 else total
+    members = [_ReaderAtLevel(member, level_index) for member in model.members]
+    return _ensemble_gradcam(members, t, f"net.{READER_GRADCAM_LAYER}", 0)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -558,8 +545,7 @@ def _train_reader_fold(
     fold: int,
     log: list[str],
 ) -> tuple[DiscReaderNet, dict[str, Any]]:
-    from .evaluate import patient_means
-    from .train import _mean_auc
+    from .train import _record_epoch
 
     torch.manual_seed(cfg.seed * 1000 + fold)
     rng = np.random.default_rng([cfg.seed, fold, 7])
@@ -594,20 +580,9 @@ def _train_reader_fold(
             sched.step()
             losses.append(float(loss.detach()))
         p_val = _predict(net, val_crops[val_idx])
-        _ids, pm, ym = patient_means(p_val, val_patients, data.labels[val_idx])
-        auc = _mean_auc(ym, pm)
-        row = {
-            "fold": fold,
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            "val_mean_auc": auc,
-            "seconds": time.time() - t0,
-        }
-        history.append(row)
-        log.append(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        score = auc if math.isfinite(auc) else -1.0
-        if score > best[0]:
-            best = (score, copy.deepcopy(net.state_dict()), epoch)
+        _row, best = _record_epoch(
+            net, p_val, val_patients, data.labels[val_idx], fold, epoch, losses, t0, best, history, log
+        )
     net.load_state_dict(best[1])
     return net.eval(), {
         "best_epoch": best[2],

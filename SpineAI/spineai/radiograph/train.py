@@ -156,6 +156,51 @@ def _fingerprint(cfg: RadiographTrainConfig, arrays: Any) -> dict[str, Any]:
     return {**cfg.to_dict(), "n_images": int(len(arrays.x)), "data_sha256": h.hexdigest()}
 
 
+def _record_epoch(
+    net: Any,
+    p_val: np.ndarray,
+    val_patients: list[str],
+    val_labels: np.ndarray,
+    fold: int,
+    epoch: int,
+    losses: list[float],
+    t0: float,
+    best: tuple[float, Any, int],
+    history: list[dict[str, Any]],
+    log: list[str],
+) -> tuple[dict[str, Any], tuple[float, Any, int]]:
+    """Score one epoch on its validation patients, record it and keep the best weights.
+
+    Args:
+        net: the fold's network (its ``state_dict`` is copied when the epoch is the best so far).
+        p_val: ``(N, 5)`` probabilities of the validation images; ``val_patients`` and ``val_labels``
+            ``(N, 5)``: their patients and labels (image probabilities are averaged per patient).
+        fold, epoch: where the epoch stands; losses: its training losses; t0: the fold's start (``time.time``).
+        best: ``(score, state_dict, epoch)`` so far; history and log: appended to in place.
+
+    Returns:
+        ``(row, best)``: the epoch's record (fold, epoch, train_loss, val_mean_auc, seconds since ``t0``)
+        and the updated best (an epoch without a finite mean AUC scores -1).
+    """
+    from .evaluate import patient_means
+
+    _ids, pm, ym = patient_means(p_val, val_patients, val_labels)
+    auc = _mean_auc(ym, pm)
+    row = {
+        "fold": fold,
+        "epoch": epoch,
+        "train_loss": float(np.mean(losses)) if losses else float("nan"),
+        "val_mean_auc": auc,
+        "seconds": time.time() - t0,
+    }
+    history.append(row)
+    log.append(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    score = auc if math.isfinite(auc) else -1.0
+    if score > best[0]:
+        best = (score, copy.deepcopy(net.state_dict()), epoch)
+    return row, best
+
+
 def augment_batch(x: Any, rng: np.random.Generator) -> Any:
     """Zoom, shift and contrast jitter of a batch ``(N, 1, H, W)`` (tensor, input scale [-0.5, 0.5]).
 
@@ -190,7 +235,6 @@ def _train_fold(
 ) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    from .evaluate import patient_means
     from .network import AGE_MEAN, AGE_SD, RadiographNet
 
     torch.manual_seed(cfg.seed * 1000 + fold)
@@ -246,21 +290,10 @@ def _train_fold(
             sched.step()
             losses.append(float(loss.detach()))
         p_val = _predict_members(net, arrays.x[val_idx], device)
-        _ids, pm, ym = patient_means(p_val, val_patients, arrays.labels[val_idx])
-        auc = _mean_auc(ym, pm)
-        row = {
-            "fold": fold,
-            "epoch": epoch,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            "val_mean_auc": auc,
-            "seconds": time.time() - t0,
-        }
-        history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{auc:.3f}")
-        log.append(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-        score = auc if math.isfinite(auc) else -1.0
-        if score > best[0]:
-            best = (score, copy.deepcopy(net.state_dict()), epoch)
+        row, best = _record_epoch(
+            net, p_val, val_patients, arrays.labels[val_idx], fold, epoch, losses, t0, best, history, log
+        )
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{row['val_mean_auc']:.3f}")
     net.load_state_dict(best[1])
     net = net.to("cpu").eval()
     return net, {
