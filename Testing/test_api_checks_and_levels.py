@@ -47,7 +47,9 @@ def exact_segmenter(monkeypatch, truth: sitk.Image) -> list[sitk.Image]:
 
     seen: list[sitk.Image] = []
 
-    def segment_exactly(ct, mode="fast", postprocess=True, require_levels=None, model=None):
+    def segment_exactly(
+        ct, mode="fast", postprocess=True, require_levels=None, model=None, class_weight_correction=True
+    ):
         seen.append(ct)
         labels = sitk.Cast(io.resample_like(truth, ct, is_label=True), sitk.sitkUInt8)
         present = sorted({int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels))} - {0})
