@@ -150,7 +150,9 @@ def add_train_parser(train_subparsers: argparse._SubParsersAction) -> argparse.A
             "iterations keeping the best mean Dice. Writes OUT/model.safetensors + model.json, checkpoints,\n"
             "train.log, metrics.tsv and metrics.json; --resume continues an interrupted run.\n\n"
             "example:\n  spineai train segmentation --data phantoms --out run1 --iterations 4000\n"
-            "  spineai train segmentation --data phantoms --out run1 --resume"
+            "  spineai train segmentation --data phantoms --out run1 --resume\n"
+            "  spineai train segmentation --data site_cases --out run2 --init-weights spinect_ct_demo "
+            "--iterations 2000 --max-minutes 60"
         ),
         formatter_class=_RAW,
     )
