@@ -224,14 +224,15 @@ def _run_serial(tasks: Sequence[CaseTask], retries: int) -> Iterator[dict[str, A
                     yield rec if rec is not None else _failure_record(task, str(exc), type(exc).__name__)
 
 
-def _dead_worker_pids(pool: Any) -> set[int] | None:
-    """Pids of the pool's workers that died on their own (not stopped by the pool), ``None`` if unknown.
+def _dead_worker_pids(processes: Any) -> set[int] | None:
+    """Pids of a broken pool's workers that died on their own (not stopped by the pool), ``None`` if unknown.
 
-    When one worker dies, the pool stops the others with SIGTERM; their cases are not to blame.
+    ``processes`` is the pool's pid -> process mapping, read before the pool was shut down and checked
+    after (so every worker has been joined and its exit code is final). When one worker dies, the pool
+    stops the others with SIGTERM; their cases are not to blame.
     """
     import signal
 
-    processes = getattr(pool, "_processes", None)
     if not isinstance(processes, dict) or not processes:
         return None
     dead = {
@@ -279,9 +280,12 @@ def _run_pool(tasks: Sequence[CaseTask], workers: int, retries: int) -> Iterator
                 del pending[cid]
                 progress = True
                 yield record
-            dead = _dead_worker_pids(pool) if broken else None
+            workers_seen = dict(getattr(pool, "_processes", None) or {}) if broken else {}
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        # exit codes are read after the shutdown joined the workers: read earlier, a worker that has just
+        # died may not have been reaped yet, and every running case would be blamed
+        dead = _dead_worker_pids(workers_seen) if broken else None
         if broken:
             for cid in list(pending):
                 task = submitted[cid]
