@@ -610,8 +610,7 @@ def train_disc_reader(
         ``(ensemble with the locator, summary: folds, thresholds, out-of-fold report, located crops' use)``.
     """
     from ..stats import grouped_kfold
-    from .evaluate import level_report, patient_means
-    from .train import _youden_thresholds
+    from .train import _cross_validation, _fold_summary
 
     cfg = config or DiscCropsTrainConfig()
     log = log if log is not None else []
@@ -634,19 +633,7 @@ def train_disc_reader(
         net, info = _train_reader_fold(cfg, data, val_crops, train_idx, val_idx, k, log)
         p_val = _predict(net, val_crops[val_idx])
         oof[val_idx] = p_val
-        _ids, pm, ym = patient_means(p_val, [data.patients[i] for i in val_idx], data.labels[val_idx])
-        thresholds = _youden_thresholds(ym, pm)
-        folds.append(
-            {
-                **info,
-                "fold": k,
-                "n_train_images": int(len(train_idx)),
-                "n_val_images": int(len(val_idx)),
-                "n_val_patients": int(len(ym)),
-                "thresholds": thresholds,
-                "validation": level_report(ym, pm, thresholds),
-            }
-        )
+        folds.append(_fold_summary(info, k, p_val, data.patients, data.labels, train_idx, val_idx))
         members.append(net)
     ens = DiscCropsEnsemble(
         n_members=cfg.folds,
@@ -662,12 +649,13 @@ def train_disc_reader(
     for k, net in enumerate(members):
         ens.members[k].load_state_dict(net.state_dict())
     ens.eval()
-    thresholds = [float(np.mean([f["thresholds"][k] for f in folds])) for k in range(len(LEVELS))]
-    ids, pm, ym = patient_means(oof, data.patients, data.labels)
-    cv = level_report(ym, pm, thresholds)
-    cv["what"] = (
+    thresholds, cv, (ids, pm, ym) = _cross_validation(
+        folds,
+        oof,
+        data.patients,
+        data.labels,
         "out-of-fold patient probabilities on crops at the located disc centres (each patient scored by the "
-        "fold model that did not train on it) at the ensemble thresholds"
+        "fold model that did not train on it) at the ensemble thresholds",
     )
     return ens, {
         "thresholds": thresholds,

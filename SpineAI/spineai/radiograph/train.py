@@ -156,6 +156,47 @@ def _fingerprint(cfg: RadiographTrainConfig, arrays: Any) -> dict[str, Any]:
     return {**cfg.to_dict(), "n_images": int(len(arrays.x)), "data_sha256": h.hexdigest()}
 
 
+def _fold_summary(
+    info: dict[str, Any],
+    fold: int,
+    p_val: np.ndarray,
+    patients: Any,
+    labels: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+) -> dict[str, Any]:
+    """A fold's record: ``info`` plus its sizes, its Youden thresholds and its per-level validation report,
+    from the image probabilities ``p_val`` ``(len(val_idx), 5)`` averaged per validation patient."""
+    from .evaluate import level_report, patient_means
+
+    _ids, pm, ym = patient_means(p_val, [patients[i] for i in val_idx], labels[val_idx])
+    thresholds = _youden_thresholds(ym, pm)
+    return {
+        **info,
+        "fold": fold,
+        "n_train_images": int(len(train_idx)),
+        "n_val_images": int(len(val_idx)),
+        "n_val_patients": int(len(ym)),
+        "thresholds": thresholds,
+        "validation": level_report(ym, pm, thresholds),
+    }
+
+
+def _cross_validation(
+    folds: list[dict[str, Any]], oof: np.ndarray, patients: Any, labels: np.ndarray, what: str
+) -> tuple[list[float], dict[str, Any], tuple[Any, np.ndarray, np.ndarray]]:
+    """Ensemble thresholds (mean of the folds'), the out-of-fold per-level report at them (described by
+    ``what``), and the out-of-fold ``(patient ids, patient probabilities, patient labels)``."""
+    from .evaluate import level_report, patient_means
+    from .network import LEVELS
+
+    thresholds = [float(np.mean([f["thresholds"][k] for f in folds])) for k in range(len(LEVELS))]
+    ids, pm, ym = patient_means(oof, patients, labels)
+    cv = level_report(ym, pm, thresholds)
+    cv["what"] = what
+    return thresholds, cv, (ids, pm, ym)
+
+
 def _record_epoch(
     net: Any,
     p_val: np.ndarray,
@@ -330,7 +371,6 @@ def train_radiograph_arrays(
     from ..outputs import check_writable
     from ..stats import grouped_kfold
     from ..weights import load_card, load_into, save_weights
-    from .evaluate import level_report, patient_means
     from .network import ARCHITECTURE, LEVELS, TASK, RadiographEnsemble, RadiographNet, count_parameters
 
     cfg = config or RadiographTrainConfig()
@@ -414,18 +454,7 @@ def train_radiograph_arrays(
                 )
         p_val = _predict_members(net, arrays.x[val_idx], torch.device("cpu"))
         oof[val_idx] = p_val
-        val_patients = [arrays.patients[i] for i in val_idx]
-        _ids, pm, ym = patient_means(p_val, val_patients, arrays.labels[val_idx])
-        thresholds = _youden_thresholds(ym, pm)
-        info = {
-            **info,
-            "fold": k,
-            "n_train_images": int(len(train_idx)),
-            "n_val_images": int(len(val_idx)),
-            "n_val_patients": int(len(ym)),
-            "thresholds": thresholds,
-            "validation": level_report(ym, pm, thresholds),
-        }
+        info = _fold_summary(info, k, p_val, arrays.patients, arrays.labels, train_idx, val_idx)
         if fold_json is not None:
             write_json(fold_json, info, overwrite=True)
         folds.append(info)
@@ -441,12 +470,13 @@ def train_radiograph_arrays(
     for k, net in enumerate(members):
         ensemble.members[k].load_state_dict(net.state_dict())
     ensemble.eval()
-    thresholds = [float(np.mean([f["thresholds"][k] for f in folds])) for k in range(len(LEVELS))]
-    ids, pm, ym = patient_means(oof, arrays.patients, arrays.labels)
-    cv = level_report(ym, pm, thresholds)
-    cv["what"] = (
+    thresholds, cv, (ids, pm, ym) = _cross_validation(
+        folds,
+        oof,
+        arrays.patients,
+        arrays.labels,
         "out-of-fold patient probabilities (each patient scored by the fold model that did not train on "
-        "it) at the ensemble thresholds"
+        "it) at the ensemble thresholds",
     )
     result = RadiographTrainResult(
         weights_path=None,
