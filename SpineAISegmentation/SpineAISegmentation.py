@@ -123,6 +123,7 @@ class SpineAISegmentationParameterNode:
     outputSegmentation: where the result goes (a new node when empty).
     device: "cpu" or "cuda" (the user's last choice is the default for new scenes).
     mode: "fast" (coarser, for CPUs) or "paper" (the paper's sliding-window inference).
+    mirrorTTA: also segment the left-right mirror image and average (slightly better roots, twice the time).
     showSurfaces: build and show smoothed 3D surfaces of the segments.
     surfaceSmoothing: Slicer's closed-surface smoothing factor 0..1.
     exportFolder: training data folder for "Export for retraining".
@@ -142,6 +143,7 @@ class SpineAISegmentationParameterNode:
     outputSegmentation: vtkMRMLSegmentationNode
     device: Annotated[str, Choice(list(engine.DEVICES))] = "cpu"
     mode: Annotated[str, Choice(list(engine.SEGMENT_MODES))] = "fast"
+    mirrorTTA: bool = False
     showSurfaces: bool = True
     surfaceSmoothing: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
     exportFolder: pathlib.Path
@@ -407,6 +409,7 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                     p.outputSegmentation,
                     device=p.device,
                     mode=p.mode,
+                    mirrorTTA=p.mirrorTTA,
                     weights=self.ui.weightsPathLineEdit.currentPath or None,
                     showSurfaces=p.showSurfaces,
                     smoothing=p.surfaceSmoothing,
@@ -773,6 +776,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         weights=None,
         showSurfaces: bool = True,
         smoothing: float = 0.5,
+        mirrorTTA: bool = False,
         onProgress=None,
         onLine=None,
         onDone=None,
@@ -782,7 +786,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         ``onDone(segmentationNode or None, ProcessResult, error text)`` is called once (also on cancel).
         """
         self.checkInputVolume(inputVolume)
-        command, outputDir = self._prepare(inputVolume, device, mode, weights)
+        command, outputDir = self._prepare(inputVolume, device, mode, weights, mirrorTTA)
 
         def finished(result: ProcessResult) -> None:
             segmentation, error = None, result.error
@@ -804,7 +808,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         return _hubLogic().startEngine(command, onProgress=onProgress, onLine=onLine, onFinished=finished)
 
     def _prepare(
-        self, inputVolume, device: str, mode: str, weights=None
+        self, inputVolume, device: str, mode: str, weights=None, mirrorTTA: bool = False
     ) -> tuple[engine.EngineCommand, Path]:
         folder = Path(slicer.util.tempDirectory("SpineAI-segment-"))
         inputPath = self.writeInputVolume(inputVolume, folder / "input.nrrd")
@@ -815,6 +819,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             device=device,
             mode=mode,
             weights=weights or None,
+            mirror_tta=mirrorTTA,
             python=python_executable_for_slicer(),
         )
         return command, outputDir
@@ -829,6 +834,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         showSurfaces: bool = True,
         smoothing: float = 0.5,
         timeout: float | None = None,
+        mirrorTTA: bool = False,
     ):
         """Segment and wait (console, scripts, tests); returns the segmentation node.
 
@@ -837,7 +843,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             RuntimeError: the engine failed (its plain-words error) or was cancelled.
         """
         self.checkInputVolume(inputVolume)
-        command, outputDir = self._prepare(inputVolume, device, mode, weights)
+        command, outputDir = self._prepare(inputVolume, device, mode, weights, mirrorTTA)
         result = _hubLogic().runEngine(command, timeout=timeout)
         if not result.succeeded:
             raise RuntimeError(result.error or _("Segmentation was cancelled."))

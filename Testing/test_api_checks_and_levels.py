@@ -48,7 +48,13 @@ def exact_segmenter(monkeypatch, truth: sitk.Image) -> list[sitk.Image]:
     seen: list[sitk.Image] = []
 
     def segment_exactly(
-        ct, mode="fast", postprocess=True, require_levels=None, model=None, class_weight_correction=True
+        ct,
+        mode="fast",
+        postprocess=True,
+        require_levels=None,
+        model=None,
+        class_weight_correction=True,
+        mirror_tta=False,
     ):
         seen.append(ct)
         labels = sitk.Cast(io.resample_like(truth, ct, is_label=True), sitk.sitkUInt8)

@@ -80,6 +80,44 @@ def test_class_weight_correction_divides_the_probabilities_by_the_training_weigh
     assert np.all(corrected[:4] == 2) and np.all(corrected[4:] == 0)
 
 
+class _OneSidedNet:
+    """Sees only the first half of its window along x (the patient's right on the LPS grid): bright voxels
+    there are class 2 ("right"); on the other half every class is equally likely."""
+
+    def __call__(self, x):
+        logits = torch.zeros((x.shape[0], 3, *x.shape[2:]))
+        half = x.shape[4] // 2
+        bright = x[:, 0, :, :, :half] > 0.5
+        logits[:, 2, :, :, :half] = torch.where(bright, 8.0, -8.0)
+        return logits
+
+
+def test_mirror_tta_lets_a_one_sided_network_find_the_mirror_structure():
+    volume = np.zeros((8, 8, 16), dtype=np.float32)
+    volume[2:6, 2:6, 2:5] = 1.0  # a structure on the right (low x) ...
+    volume[2:6, 2:6, 11:14] = 1.0  # ... and its mirror image on the left
+    right, left = np.zeros_like(volume, bool), np.zeros_like(volume, bool)
+    right[2:6, 2:6, 2:5] = left[2:6, 2:6, 11:14] = True
+    net = _OneSidedNet()
+    plain = predict_classes(net, volume, (8, 8, 16))
+    assert np.all(plain[right] == 2) and np.all(plain[left] == 0)  # the blind side is missed
+    # classes: 0 background, 1 left, 2 right; the mirror image's "right" is the CT's "left"
+    mirrored = predict_classes(net, volume, (8, 8, 16), mirror_permutation=[0, 2, 1])
+    assert np.all(mirrored[right] == 2) and np.all(mirrored[left] == 1)
+    assert np.all(mirrored[~(left | right)] == 0)
+    net.config = {"out_channels": 3}
+    with pytest.raises(ValueError, match="3-class"):
+        predict_classes(net, volume, (8, 8, 16), mirror_permutation=[0, 1])
+
+
+def test_mirror_tta_keeps_a_symmetric_network_s_labels_and_is_recorded():
+    image, _ = synthetic_case(2)
+    plain = segment(image, model=threshold_model(), postprocess=False)
+    mirrored = segment(image, model=threshold_model(), postprocess=False, mirror_tta=True)
+    assert np.array_equal(sitk.GetArrayFromImage(plain.labels), sitk.GetArrayFromImage(mirrored.labels))
+    assert mirrored.model["mirror_tta"] is True and plain.model["mirror_tta"] is False
+
+
 def test_loaded_model_reads_its_training_weights_from_the_card():
     model = threshold_model()
     assert model.class_weights is None and model.logit_offsets() is None  # card without weights: raw

@@ -129,6 +129,7 @@ def test_evaluate_writes_a_stable_json_report(tmp_path: Path):
         "data",
         "mode",
         "class_weight_correction",
+        "mirror_tta",
         "postprocess",
         "cases",
         "summary",

@@ -793,6 +793,10 @@ def test_segment_command_line_and_environment(tmp_path):
     assert cmd.env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO / "SpineAI")
     assert (Path(cmd.env["PYTHONPATH"].split(os.pathsep)[0]) / "spineai" / "__init__.py").is_file()
     assert "--weights" not in engine.segment_command("a", "b", weights=".").argv
+    assert (
+        "--mirror-tta" not in cmd.argv
+        and "--mirror-tta" in engine.segment_command("a", "b", mirror_tta=True).argv
+    )
     with pytest.raises(ValueError, match="Device 'gpu'"):
         engine.segment_command("a", "b", device="gpu")
     with pytest.raises(ValueError, match="Mode"):

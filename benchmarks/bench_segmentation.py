@@ -1,16 +1,19 @@
 """Benchmark: the engine's default CT segmentation against the paper's configuration, in the same run.
 
-One 1 mm lumbosacral phantom CT (L3..S1) is segmented twice, each in its own process so peak memory is
-measured per configuration:
+One 1 mm lumbosacral phantom CT (L3..S1, never used for training) is segmented in three configurations,
+each in its own process so peak memory is measured per configuration:
 
-- ``default``: the default network width (16-32-64-128-256) with the fast mode (crop to the bony region,
-  few large Gaussian-blended windows);
+- ``default``: what ``spineai segment`` runs: the shipped weights (default width 16-32-64-128-256) with the
+  fast mode (crop to the bony region, few large Gaussian-blended windows);
 - ``paper``: the paper's full-width network (32-64-128-256-512) with its combined algorithm (32x64x64
-  windows tiled without overlap, summed softmax, argmax).
+  windows tiled without overlap, summed softmax, argmax). No full-width weights are trained, so this
+  network is He-initialised: its speed and memory do not depend on the trained values, but it has no Dice;
+- ``paper_windows``: the shipped weights with the paper's windows, so the accuracy cost of the fast mode's
+  windows is measured on the same network (Dice of ``default`` minus Dice of ``paper_windows``).
 
-Both networks are He-initialised (speed and memory do not depend on the trained values), on the same
-device. Reported: wall time of ``segment()`` (best of ``--repeats``), its inference part, peak resident
-memory of the process (``resource.ru_maxrss``), parameter memory, and the ratios default / paper.
+Reported: wall time of ``segment()`` (best of ``--repeats``), its inference part, peak resident memory of
+the process (``resource.ru_maxrss``), parameter memory, bone and nerve Dice against the phantom's truth
+(trained weights only) and the ratios default / paper.
 
 Usage::
 
@@ -32,8 +35,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 CONFIGS = {
-    "default": {"features": (16, 32, 64, 128, 256), "mode": "fast"},
-    "paper": {"features": (32, 64, 128, 256, 512), "mode": "paper"},
+    "default": {"features": (16, 32, 64, 128, 256), "mode": "fast", "weights": "shipped"},
+    "paper": {"features": (32, 64, 128, 256, 512), "mode": "paper", "weights": "he-init"},
+    "paper_windows": {"features": (16, 32, 64, 128, 256), "mode": "paper", "weights": "shipped"},
 }
 
 
@@ -42,24 +46,31 @@ def _worker(config_name: str, ct_path: str, device: str, repeats: int) -> dict:
     import torch
 
     from spineai.segmentation.data import CT_CLASS_NAMES, IntensityNormalization
-    from spineai.segmentation.inference import LoadedModel, resolve_device, segment
-    from spineai.segmentation.network import build_network, count_parameters
+    from spineai.segmentation.inference import LoadedModel, load_segmentation_model, resolve_device, segment
+    from spineai.segmentation.network import count_parameters
 
     config = CONFIGS[config_name]
     dev = resolve_device(device)
-    torch.manual_seed(0)
-    network = build_network({"out_channels": len(CT_CLASS_NAMES), "features": list(config["features"])})
-    network.eval().to(dev)
-    card = SimpleNamespace(name=f"bench_{config_name}", version="0", sha256="")
-    model = LoadedModel(
-        network,
-        card,
-        Path("random-init"),
-        CT_CLASS_NAMES,
-        IntensityNormalization(0.0, 1000.0),
-        (32, 64, 64),
-        dev,
-    )
+    if config["weights"] == "shipped":
+        model = load_segmentation_model(None, dev)
+        network = model.network
+        assert tuple(network.config["features"]) == config["features"], "shipped width changed"
+    else:
+        from spineai.segmentation.network import build_network
+
+        torch.manual_seed(0)
+        network = build_network({"out_channels": len(CT_CLASS_NAMES), "features": list(config["features"])})
+        network.eval().to(dev)
+        card = SimpleNamespace(name=f"bench_{config_name}", version="0", sha256="")
+        model = LoadedModel(
+            network,
+            card,
+            Path("random-init"),
+            CT_CLASS_NAMES,
+            IntensityNormalization(0.0, 1000.0),
+            (32, 64, 64),
+            dev,
+        )
     image = sitk.ReadImage(ct_path)
     times, inference = [], []
     for _ in range(repeats):
@@ -69,8 +80,18 @@ def _worker(config_name: str, ct_path: str, device: str, repeats: int) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
         inference.append(result.timings_s["inference"])
+    dice = {}
+    if config["weights"] == "shipped":  # the paper's bone / nerve Dice against the phantom's truth
+        from spineai.segmentation.metrics import three_class_scores
+
+        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(ct_path).with_name("labels.nii.gz"))))
+        pred = sitk.GetArrayFromImage(result.labels)
+        scores = three_class_scores(pred, truth, result.labels.GetSpacing(), distances=False)
+        dice = {group: scores[group]["dice"] for group in ("bone", "nerve")}
     return {
         "config": config_name,
+        "weights": config["weights"],
+        "dice": dice,
         "features": list(config["features"]),
         "mode": config["mode"],
         "device": dev,
@@ -104,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ct = Path(tmp) / "ct.nii.gz"
         io.write_image(case.image, ct)
+        io.write_image(case.labels, ct.with_name("labels.nii.gz"))
         size = case.image.GetSize()
         print(
             f"phantom seed {args.seed}: {size[0]} x {size[1]} x {size[2]} voxels at 1 mm, device {args.device}"
@@ -127,23 +149,31 @@ def main(argv: list[str] | None = None) -> int:
                 check=True,
             )
             rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
-    d, p = rows["default"], rows["paper"]
+    d, p, w = rows["default"], rows["paper"], rows["paper_windows"]
     print(
-        f"{'config':<9}{'net':<22}{'mode':<7}{'params':>11}{'seconds':>9}{'inference':>11}{'peak RSS MB':>13}"
+        f"{'config':<15}{'net':<22}{'mode':<7}{'weights':<9}{'params':>11}{'seconds':>9}{'inference':>11}"
+        f"{'peak RSS MB':>13}{'Dice bone':>11}{'Dice nerve':>12}"
     )
-    for r in (d, p):
+    for r in (d, p, w):
         net = "-".join(map(str, r["features"]))
+        dice = "".join(
+            f"{r['dice'][g]:>{width}.3f}" if g in r["dice"] else f"{'-':>{width}}"
+            for g, width in (("bone", 11), ("nerve", 12))
+        )
         print(
-            f"{r['config']:<9}{net:<22}{r['mode']:<7}{r['parameters']:>11,}{r['seconds']:>9.2f}"
-            f"{r['inference_seconds']:>11.2f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['config']:<15}{net:<22}{r['mode']:<7}{r['weights']:<9}{r['parameters']:>11,}"
+            f"{r['seconds']:>9.2f}{r['inference_seconds']:>11.2f}{r['peak_rss_mb']:>13.0f}{dice}"
         )
     ratios = {
         "wall_time_default_over_paper": d["seconds"] / p["seconds"],
         "inference_time_default_over_paper": d["inference_seconds"] / p["inference_seconds"],
         "peak_rss_default_over_paper": d["peak_rss_mb"] / p["peak_rss_mb"],
+        # the fast mode's windows vs the paper's, same trained network: the accuracy cost of the speed-up
+        "dice_bone_default_minus_paper_windows": d["dice"]["bone"] - w["dice"]["bone"],
+        "dice_nerve_default_minus_paper_windows": d["dice"]["nerve"] - w["dice"]["nerve"],
     }
     for key, value in ratios.items():
-        print(f"{key}: {value:.3f}")
+        print(f"{key}: {value:+.3f}" if key.startswith("dice") else f"{key}: {value:.3f}")
     if args.json is not None:
         args.json.write_text(
             json.dumps(

@@ -1,6 +1,6 @@
 """Figures of a CT segmentation model on a hard phantom test set: Dice, level labels, triangle agreement.
 
-The test set (seeds 3000.., never used for training, which uses seeds 1000-1039) mixes ordinary cases
+The test set (seeds 3000.., never used for training, which uses seeds 1000-1227) mixes ordinary cases
 with the hard ones named in docs/segmentation.md: foraminal stenosis, a high iliac crest, anisotropic
 0.7 x 0.7 x 3 mm spacing and a strongly rotated pose. For each case it reports
 
@@ -13,6 +13,7 @@ with the hard ones named in docs/segmentation.md: foraminal stenosis, a high ili
 Usage::
 
     python benchmarks/eval_segmentation_phantoms.py --work seg-eval [--weights W] [--json seg-eval/figures.json]
+        [--mirror-tta]
 
 Not part of the test suite (minutes per case on 2 CPU cores).
 """
@@ -96,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="reuse WORK/segmentation.json of an earlier run of the same weights",
     )
+    parser.add_argument(
+        "--mirror-tta", action="store_true", help="segment with left-right test-time augmentation"
+    )
     args = parser.parse_args(argv)
 
     import SimpleITK as sitk
@@ -112,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(seg_json.read_text())
     else:
         report = evaluate_segmentation(
-            data, weights=args.weights, device=args.device, json_out=seg_json, overwrite=True
+            data,
+            weights=args.weights,
+            device=args.device,
+            json_out=seg_json,
+            overwrite=True,
+            mirror_tta=args.mirror_tta,
         )
     print(format_table(report["summary"]["structures"]))
     print(format_table(report["summary"]["three_class"]))
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     levels, numbered = {}, {}
     for name, _seed, _raw in CASES:
-        seg = segment(data / name / "ct.nii.gz", model=loaded)
+        seg = segment(data / name / "ct.nii.gz", model=loaded, mirror_tta=args.mirror_tta)
         truth = sitk.GetArrayFromImage(read_canonical_labels(data / name / "labels.nii.gz"))
         levels[name] = level_labels_correct(sitk.GetArrayFromImage(seg.labels), truth, vertebrae)
         # what every measurement uses: the model's vertebrae renumbered from the sacrum (spineai levels)
@@ -151,12 +160,18 @@ def main(argv: list[str] | None = None) -> int:
             f"after numbering {'correct' if numbered[name]['correct'] else numbered[name]['errors']}"
         )
     agreement = evaluate_triangle_agreement(
-        data, weights=args.weights, device=args.device, json_out=args.work / "triangles.json", overwrite=True
+        data,
+        weights=args.weights,
+        device=args.device,
+        json_out=args.work / "triangles.json",
+        overwrite=True,
+        mirror_tta=args.mirror_tta,
     )
     print(format_agreement(agreement["summary"]))
     three = report["summary"]["three_class"]
     figures = {
         "cases": [c[0] for c in CASES],
+        "mirror_tta": bool(args.mirror_tta),
         "dice_bone": three["bone"]["dice"],
         "dice_nerve": three["nerve"]["dice"],
         "dice_per_structure": {n: s["dice"] for n, s in report["summary"]["structures"].items()},

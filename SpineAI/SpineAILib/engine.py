@@ -82,6 +82,7 @@ def segment_command(
     overwrite: bool = False,
     weights: str | os.PathLike | None = None,
     surfaces: bool = True,
+    mirror_tta: bool = False,
     python: str | None = None,
     root: str | os.PathLike | None = None,
 ) -> EngineCommand:
@@ -96,6 +97,7 @@ def segment_command(
         weights: site-trained ``.safetensors`` (card beside it); ``None``: the engine's shipped model.
         surfaces: let the engine write ``surfaces/*.vtp`` (Slicer builds its own closed surfaces, so the
             module passes ``False`` to save time).
+        mirror_tta: left-right test-time augmentation (``--mirror-tta``): twice the inference time.
         python: interpreter (Slicer: ``PythonSlicer``); default: the running one.
         root: folder holding the ``spineai`` package; default :func:`engine_root`.
     """
@@ -118,6 +120,8 @@ def segment_command(
         argv += ["--weights", str(weights)]
     if not surfaces:
         argv.append("--no-surfaces")
+    if mirror_tta:
+        argv.append("--mirror-tta")
     if overwrite:
         argv.append("--overwrite")
     return EngineCommand(tuple(argv), _engine_env(None if root is None else Path(root)), Path(output_dir))

@@ -950,6 +950,7 @@ def segment(
     origin_mm: Sequence[float] | None = None,
     direction: Sequence[float] | np.ndarray | None = None,
     class_weight_correction: bool = True,
+    mirror_tta: bool = False,
 ) -> SegmentOutput:
     """Segment lumbosacral bones, discs, dural sac and nerve roots on a CT (``spineai segment``).
 
@@ -968,6 +969,8 @@ def segment(
         class_weight_correction: divide the network's probabilities by the class weights of its training
             loss (recorded in its card), so thin roots are not drawn too thick; ``False``: the raw softmax,
             as the paper.
+        mirror_tta: left-right test-time augmentation (the CT and its mirror image, averaged): slightly
+            better nerve roots at twice the inference time.
         overwrite: write into a non-empty ``output`` folder, replacing files of the same names.
         spacing_mm, origin_mm, direction: geometry of an array input (see the module docstring).
 
@@ -1003,6 +1006,7 @@ def segment(
         require_levels=require_levels,
         model=model,
         class_weight_correction=class_weight_correction,
+        mirror_tta=mirror_tta,
     )
     checks.append(_orientation_check(result.labels))
     files = result.save(out, overwrite=overwrite, surfaces=surfaces) if out is not None else {}

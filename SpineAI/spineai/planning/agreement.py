@@ -139,6 +139,7 @@ def evaluate_triangle_agreement(
     sides: Sequence[str] = ("left", "right"),
     json_out: str | os.PathLike | None = None,
     overwrite: bool = False,
+    mirror_tta: bool = False,
 ) -> dict[str, Any]:
     """Segment every case of ``data_dir`` and compare triangle areas on the segmentation and on its labels.
 
@@ -151,6 +152,8 @@ def evaluate_triangle_agreement(
         levels, sides: foramina to compare.
         json_out: also write the report there (JSON).
         overwrite: replace an existing ``json_out``.
+        mirror_tta: segment with left-right test-time augmentation
+            (:func:`~spineai.segmentation.inference.segment`).
 
     Returns:
         ``{"cases": [...], "pairs": [...], "summary": {kind: paired_agreement}, "paper": PAPER_AGREEMENT}``;
@@ -171,7 +174,7 @@ def evaluate_triangle_agreement(
     per_case: list[dict[str, Any]] = []
     for case in track(cases, desc="segmenting and measuring cases"):
         t0 = time.perf_counter()
-        seg = segment(case.image, model=loaded)
+        seg = segment(case.image, model=loaded, mirror_tta=mirror_tta)
         reference = read_canonical_labels(case.labels, case.mapping)
         on_seg = measure_triangles(seg.labels, levels=levels, sides=sides)
         on_ref = measure_triangles(reference, levels=levels, sides=sides)
@@ -209,6 +212,7 @@ def evaluate_triangle_agreement(
     report = {
         "data": str(data_dir),
         "model": {"name": loaded.card.name, "sha256": loaded.card.sha256},
+        "mirror_tta": bool(mirror_tta),
         "cases": per_case,
         "pairs": pairs,
         "summary": summary,

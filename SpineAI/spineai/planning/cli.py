@@ -215,6 +215,11 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
     p.add_argument("--levels", nargs="+", default=["L4-L5", "L5-S1"], help="levels (default L4-L5 L5-S1)")
     p.add_argument("--json", type=Path, default=None, help="write the full report (pairs, statistics) here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument(
+        "--mirror-tta",
+        action="store_true",
+        help="segment with left-right test-time augmentation (as 'spineai segment --mirror-tta')",
+    )
     p.set_defaults(func=_guarded("evaluate triangles", _run_evaluate))
     return p
 
@@ -230,6 +235,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         levels=args.levels,
         json_out=args.json,
         overwrite=args.overwrite,
+        mirror_tta=args.mirror_tta,
     )
     print(format_agreement(report["summary"]))
     for case in report["cases"]:

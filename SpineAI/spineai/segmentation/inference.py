@@ -46,7 +46,14 @@ import SimpleITK as sitk
 from .. import anatomy
 from ..errors import InputError, WeightsError
 from ..progress import report
-from .data import IntensityNormalization, bounding_box, check_class_names, class_values, to_working_grid
+from .data import (
+    IntensityNormalization,
+    bounding_box,
+    check_class_names,
+    class_values,
+    left_right_permutation,
+    to_working_grid,
+)
 from .network import ARCHITECTURE, build_network
 
 #: task name in model cards of this model
@@ -282,6 +289,7 @@ def predict_classes(
     amp: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     logit_offsets: Sequence[float] | np.ndarray | None = None,
+    mirror_permutation: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Class index per voxel by sliding-window inference and argmax of the summed softmax.
 
@@ -300,6 +308,11 @@ def predict_classes(
             boundaries towards the up-weighted (small) classes: a network trained with weights ``w_c``
             estimates posteriors proportional to ``w_c p(c | x)``, so dividing by ``w_c`` restores
             ``p(c | x)`` (prior correction). ``None``: the raw softmax, as the paper.
+        mirror_permutation: left-right test-time augmentation. Each window is also passed mirrored across
+            its x axis (the patient's left-right axis on the canonical LPS grid), the mirrored output is
+            mirrored back, its channels are permuted by this class index -> mirror class index map
+            (:func:`~spineai.segmentation.data.left_right_permutation`: ``root_L5_left`` <-> ``root_L5_right``)
+            and the two softmaxes are averaged. Twice the network time. ``None``: no augmentation.
 
     Returns:
         uint8 class indices ``(z, y, x)``.
@@ -324,18 +337,32 @@ def predict_classes(
         else torch.as_tensor(np.asarray(logit_offsets, dtype=np.float32)).view(1, -1, 1, 1, 1).to(device)
     )
 
-    def softmax_network(x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
+    mirror = None
+    if mirror_permutation is not None:
+        mirror = torch.as_tensor(np.asarray(mirror_permutation, dtype=np.int64))
+        if classes is not None and mirror.numel() != int(classes):
+            raise ValueError(f"mirror_permutation has {mirror.numel()} entries for a {classes}-class network")
+
+    def probabilities(x: torch.Tensor) -> torch.Tensor:
         if use_amp and device.startswith("cuda"):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = network(x)
         else:
             logits = network(x)
+        logits = logits.float() if offsets is None else logits.float() - offsets
+        return torch.softmax(logits, dim=1)
+
+    def softmax_network(x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        prob = probabilities(x)
+        if mirror is not None:
+            # output channel c of the mirrored window is the mirror class of c: index it back
+            mirrored = torch.flip(probabilities(torch.flip(x, dims=[4])), dims=[4])
+            prob = 0.5 * (prob + mirrored[:, mirror.to(mirrored.device)])
         done[0] += x.shape[0]
         if progress is not None:
             progress(min(done[0], total), total)
-        logits = logits.float() if offsets is None else logits.float() - offsets
-        return torch.softmax(logits, dim=1).to(out_dtype)
+        return prob.to(out_dtype)
 
     inferer = SlidingWindowInferer(
         roi_size=tuple(int(w) for w in window),
@@ -527,6 +554,7 @@ def segment(
     require_levels: Iterable[str] | None = None,
     model: LoadedModel | None = None,
     class_weight_correction: bool = True,
+    mirror_tta: bool = False,
 ) -> SegmentationResult:
     """Segment a lumbosacral CT.
 
@@ -545,6 +573,9 @@ def segment(
             with (recorded in its card; :func:`predict_classes`), which stops the up-weighted thin roots
             from growing too thick; ``False`` gives the raw softmax, as the paper. Cards without recorded
             weights are used raw.
+        mirror_tta: left-right test-time augmentation: average the network's output on the CT and on its
+            mirror image (left and right structures swapped back; :func:`predict_classes`). Slightly better
+            nerve roots at twice the inference time; off by default.
 
     Returns:
         :class:`SegmentationResult` with canonical labels on the input's grid.
@@ -594,6 +625,7 @@ def segment(
         device=loaded.device,
         progress=progress,
         logit_offsets=offsets,
+        mirror_permutation=left_right_permutation(loaded.class_names) if mirror_tta else None,
     )
     timings["inference"] = time.perf_counter() - t
 
@@ -639,6 +671,7 @@ def segment(
             "sha256": card.sha256,
             "device": loaded.device,
             "class_weight_correction": offsets is not None,
+            "mirror_tta": bool(mirror_tta),
         },
         mode=mode,
         timings_s={**timings, "total": time.perf_counter() - t0},

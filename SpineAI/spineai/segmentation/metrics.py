@@ -24,7 +24,7 @@ schema ``spineai.segmentation.evaluation/1``::
     {
       "schema": "spineai.segmentation.evaluation/1",
       "model": {"name", "version", "weights", "sha256", "class_names"},
-      "class_weight_correction": bool,
+      "class_weight_correction": bool, "mirror_tta": bool,
       "data": "<folder>", "mode": "fast|paper", "postprocess": true,
       "cases": [{"case": "<id>", "seconds": 1.2,
                  "structures": {"<name>": {"dice", "iou", "pixel_accuracy", "hd95_mm", "msd_mm",
@@ -264,10 +264,11 @@ def evaluate_segmentation(
     json_out: str | os.PathLike | None = None,
     overwrite: bool = False,
     class_weight_correction: bool = True,
+    mirror_tta: bool = False,
 ) -> dict[str, Any]:
     """Segment every case of ``data_dir`` and score it against its labels (schema in the module docstring).
 
-    ``mode``, ``postprocess`` and ``class_weight_correction`` are those of
+    ``mode``, ``postprocess``, ``class_weight_correction`` and ``mirror_tta`` are those of
     :func:`~spineai.segmentation.inference.segment`.
 
     Each case is scored on its own CT's grid: the prediction (already resampled onto the input grid) is
@@ -298,6 +299,7 @@ def evaluate_segmentation(
             postprocess=postprocess,
             model=loaded,
             class_weight_correction=class_weight_correction,
+            mirror_tta=mirror_tta,
         )
         truth = read_canonical_labels(case.labels, case.mapping)
         truth = io.resample_like(truth, result.labels, is_label=True)
@@ -328,6 +330,7 @@ def evaluate_segmentation(
         "mode": mode,
         "postprocess": postprocess,
         "class_weight_correction": loaded.logit_offsets(class_weight_correction) is not None,
+        "mirror_tta": bool(mirror_tta),
         "cases": results,
         "summary": {
             "structures": aggregate([r["structures"] for r in results]),
