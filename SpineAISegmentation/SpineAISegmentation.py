@@ -448,6 +448,10 @@ class SpineAISegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 done += " " + _("Not found: {names}. Check the field of view or correct them.").format(
                     names=", ".join(missing)
                 )
+            implausible = [w for w in self.logic.lastWarnings if "implausible" in w]
+            if implausible:
+                done += " " + _("The result is anatomically implausible: check it before any measurement.")
+                slicer.util.warningDisplay("\n\n".join(implausible), windowTitle=_("SpineAI Segmentation"))
             self.ui.statusLabel.text = done
         self._job = None
         self._jobKind = ""
@@ -683,6 +687,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         ScriptedLoadableModuleLogic.__init__(self)
         self.lastTable = None
         self.lastMissing: list[str] = []
+        self.lastWarnings: list[str] = []
         self.lastLevels = None
         self.lastLevelsTable = None
 
@@ -867,9 +872,13 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
         the input's study and gets the input's parent transform; smoothed surfaces are shown on request.
         """
         outputs = engine.SegmentOutputs(Path(outputDir)).check()
-        return self.loadLabelMap(
+        node = self.loadLabelMap(
             outputs.labels, outputs.sidecar, inputVolume, segmentationNode, showSurfaces, smoothing
         )
+        self.lastWarnings = outputs.warnings()  # after loadLabelMap, which resets them
+        for warning in self.lastWarnings:
+            logging.warning(f"SpineAI segmentation: {warning}")
+        return node
 
     def loadLabelMap(
         self,
@@ -955,6 +964,7 @@ class SpineAISegmentationLogic(ScriptedLoadableModuleLogic):
             segmentationNode.GetDisplayNode().SetVisibility3D(True)
 
         self.lastTable = self._fillTable(None, rows, f"{segmentationNode.GetName()} structures")
+        self.lastWarnings = []
         self.lastMissing = tables.missing_structures(
             rows, [n for n in REQUIRED_FOR_TRIANGLES if n in sidecar.by_name()]
         )

@@ -803,6 +803,15 @@ def test_segment_command_line_and_environment(tmp_path):
         engine.segment_command("a", "b", mode="slow")
 
 
+def test_segment_outputs_read_the_engine_warnings(tmp_path):
+    outputs = engine.SegmentOutputs(tmp_path)
+    assert outputs.warnings() == []  # no summary yet
+    outputs.summary.write_text('{"warnings": ["S1 was not found in the field of view."]}', encoding="utf-8")
+    assert outputs.warnings() == ["S1 was not found in the field of view."]
+    outputs.summary.write_text("{not json", encoding="utf-8")
+    assert outputs.warnings() == []
+
+
 def test_progress_lines_and_plain_errors_are_parsed():
     assert engine.parse_progress_line("PROGRESS 42.5 segmenting (window 3/8)") == engine.ProgressUpdate(
         42.5, "segmenting (window 3/8)"

@@ -12,6 +12,7 @@ prints ``PROGRESS <percent> <message>`` lines on stderr. On failure it exits non
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -404,6 +405,20 @@ class SegmentOutputs:
     @property
     def surfaces(self) -> Path:
         return self.folder / "surfaces"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / "segmentation.json"
+
+    def warnings(self) -> list[str]:
+        """The engine's warnings about this result (``segmentation.json``): structures not found, an
+        anatomically implausible segmentation; empty when the summary is absent or unreadable."""
+        try:
+            data = json.loads(self.summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        found = data.get("warnings", []) if isinstance(data, dict) else []
+        return [str(w) for w in found] if isinstance(found, list) else []
 
     def missing(self) -> list[Path]:
         """The required files that are absent (the label map and its sidecar)."""

@@ -580,6 +580,7 @@ def segment(
     Returns:
         :class:`SegmentationResult` with canonical labels on the input's grid.
     """
+    from .plausibility import plausibility_warnings
     from .postprocess import keep_largest_component, relabel_vertebrae_by_discs
 
     if mode not in MODES:
@@ -649,7 +650,7 @@ def segment(
     counts = np.bincount(full.ravel(), minlength=256)
     volumes = {n: float(counts[anatomy.structure(n).label]) * voxel_mm3 for n in loaded.class_names[1:]}
     present = [n for n in loaded.class_names[1:] if volumes[n] >= MIN_PRESENT_MM3]
-    warnings = []
+    warnings = plausibility_warnings(full, spacing_zyx)  # working grid: the head at high axis-0 indices
     for level in ("L5", "S1"):
         if level in loaded.class_names and level not in present:
             warnings.append(

@@ -78,6 +78,7 @@ class SpineAISegmentationWorkflowTest(ScriptedLoadableModuleTest):
         )
         self.assertTrue(segmentation.ContainsRepresentation("Closed surface"))
         self.assertIsNotNone(logic.lastTable)
+        self.assertFalse([w for w in logic.lastWarnings if "implausible" in w], logic.lastWarnings)
         self.assertEqual(logic.lastTable.GetNumberOfRows(), len(sidecar.specs))
 
         # agrees with the phantom's exact labels on the bones
