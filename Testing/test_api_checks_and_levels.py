@@ -55,6 +55,7 @@ def exact_segmenter(monkeypatch, truth: sitk.Image) -> list[sitk.Image]:
         model=None,
         class_weight_correction=True,
         mirror_tta=False,
+        precision="auto",
     ):
         seen.append(ct)
         labels = sitk.Cast(io.resample_like(truth, ct, is_label=True), sitk.sitkUInt8)

@@ -118,6 +118,63 @@ def test_mirror_tta_keeps_a_symmetric_network_s_labels_and_is_recorded():
     assert mirrored.model["mirror_tta"] is True and plain.model["mirror_tta"] is False
 
 
+def test_precision_is_bf16_on_cuda_and_float32_on_the_cpu_unless_forced():
+    from spineai.segmentation.inference import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("float32", "cuda") == "float32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(InputError, match="precision 'half'"):
+        resolve_precision("half", "cpu")
+    image, _ = synthetic_case(2)
+    with pytest.raises(InputError, match="precision"):
+        segment(image, model=threshold_model(), precision="fp8")
+    assert segment(image, model=threshold_model(), postprocess=False).model["precision"] == "float32"
+
+
+def test_bf16_autocast_on_the_cpu_keeps_clear_decisions():
+    volume = np.random.default_rng(3).normal(size=(16, 16, 16)).astype(np.float32)
+    volume[np.abs(volume - 0.3) < 0.05] = 0.0  # no voxel within bf16 rounding of the threshold
+    net = ThresholdNet(0.3, num_classes=3, target_class=2)
+    full = predict_classes(net, volume, (16, 16, 16), amp=False)
+    half = predict_classes(net, volume, (16, 16, 16), amp=True)
+    assert np.array_equal(full, half) and set(np.unique(full)) == {0, 2}
+    result = segment(synthetic_case(2)[0], model=threshold_model(), precision="bf16", postprocess=False)
+    assert result.model["precision"] == "bf16"
+
+
+def test_loaded_cpu_models_fold_batch_norm_and_go_channels_last_with_unchanged_output(tmp_path: Path):
+    import copy
+
+    from spineai.segmentation.inference import LoadedModel, load_segmentation_model
+    from spineai.segmentation.network import build_network
+
+    reference = build_network({"out_channels": 3, "features": [4, 8]}).eval()
+    # running statistics away from (0, 1), so that folding them in is not a no-op
+    for bn in (m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm3d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    stub = threshold_model()
+    model = LoadedModel(
+        copy.deepcopy(reference),
+        stub.card,
+        stub.weights_path,
+        stub.class_names,
+        stub.intensity,
+        (8, 8, 8),
+        "cpu",
+    )
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in model.network.modules())
+    conv = next(m for m in model.network.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    x = torch.randn(2, 1, 16, 16, 16)
+    with torch.inference_mode():
+        assert torch.allclose(model.network(x), reference(x), atol=1e-4)
+    loaded = load_segmentation_model(tiny_weights(tmp_path), "cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in loaded.network.modules())
+
+
 def test_loaded_model_reads_its_training_weights_from_the_card():
     model = threshold_model()
     assert model.class_weights is None and model.logit_offsets() is None  # card without weights: raw

@@ -130,6 +130,7 @@ def test_evaluate_writes_a_stable_json_report(tmp_path: Path):
         "mode",
         "class_weight_correction",
         "mirror_tta",
+        "precision",
         "postprocess",
         "cases",
         "summary",

@@ -951,6 +951,7 @@ def segment(
     direction: Sequence[float] | np.ndarray | None = None,
     class_weight_correction: bool = True,
     mirror_tta: bool = False,
+    precision: str = "auto",
 ) -> SegmentOutput:
     """Segment lumbosacral bones, discs, dural sac and nerve roots on a CT (``spineai segment``).
 
@@ -971,6 +972,7 @@ def segment(
             as the paper.
         mirror_tta: left-right test-time augmentation (the CT and its mirror image, averaged): slightly
             better nerve roots at twice the inference time.
+        precision: ``"auto"`` (bf16 autocast on CUDA, float32 on the CPU), ``"float32"`` or ``"bf16"``.
         overwrite: write into a non-empty ``output`` folder, replacing files of the same names.
         spacing_mm, origin_mm, direction: geometry of an array input (see the module docstring).
 
@@ -1007,6 +1009,7 @@ def segment(
         model=model,
         class_weight_correction=class_weight_correction,
         mirror_tta=mirror_tta,
+        precision=precision,
     )
     checks.append(_orientation_check(result.labels))
     files = result.save(out, overwrite=overwrite, surfaces=surfaces) if out is not None else {}

@@ -87,6 +87,12 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         help="left-right test-time augmentation: also segment the mirror image and average (slightly better "
         "nerve roots, twice the inference time)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bf16"),
+        default="auto",
+        help="network precision (default auto: bf16 autocast on CUDA, float32 on the CPU)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
     p.add_argument("--stl", action="store_true", help="also write surfaces as .stl")
     p.add_argument("--no-surfaces", action="store_true", help="skip the surface models")
@@ -121,6 +127,7 @@ def _run_segment(args: argparse.Namespace) -> int:
         require_levels=args.require_levels,
         class_weight_correction=not args.no_weight_correction,
         mirror_tta=args.mirror_tta,
+        precision=args.precision,
     )
     formats = ("vtp", "stl") if args.stl else ("vtp",)
     written = result.save(
@@ -388,6 +395,12 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
         help="left-right test-time augmentation: also segment the mirror image and average (slightly better "
         "nerve roots, twice the inference time)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bf16"),
+        default="auto",
+        help="network precision (default auto: bf16 autocast on CUDA, float32 on the CPU)",
+    )
     p.add_argument("--no-distances", action="store_true", help="skip HD95 and mean surface distance (faster)")
     p.add_argument("--label-convention", default=None, help="convention of label files without sidecar")
     p.set_defaults(func=_guarded("evaluate segmentation", _run_evaluate))
@@ -409,6 +422,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         class_weight_correction=not args.no_weight_correction,
         mirror_tta=args.mirror_tta,
+        precision=args.precision,
     )
     print(f"{len(report['cases'])} case(s), model {report['model']['name']} ({report['mode']} mode)\n")
     print("Per structure (Dice, IoU, pixel accuracy in %):")

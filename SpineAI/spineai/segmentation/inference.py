@@ -17,7 +17,9 @@ Pipeline of :func:`segment`:
      the body, 25 mm margin), which drops the air and the anterior abdomen; windows then cover that
      crop with as few tiles as fit in memory (at most 96 x 160 x 160 voxels each, sizes multiples of 16),
      overlapping only as much as needed and blended with Gaussian weights; on CUDA the network runs under
-     bf16 autocast;
+     bf16 autocast (``precision``);
+
+   - ``mirror_tta=True`` (off by default) also passes every window mirrored left-right and averages;
 
 4. optional post-processing (on by default): largest connected component per structure, then each lumbar
    vertebra named by the discs above and below it (a body between ``disc_L3_L4`` and ``disc_L4_L5`` is L4,
@@ -54,13 +56,16 @@ from .data import (
     left_right_permutation,
     to_working_grid,
 )
-from .network import ARCHITECTURE, build_network
+from .network import ARCHITECTURE, build_network, fold_batch_norm_
 
 #: task name in model cards of this model
 TASK = "ct_segmentation"
 #: name of the shipped default model (``spineai/resources/models/<name>.json``)
 DEFAULT_MODEL = "spinect_ct_demo"
 MODES = ("fast", "paper")
+#: numeric precision of the network: "auto" (bf16 autocast on CUDA, float32 on the CPU), or forced. bf16 on
+#: the development CPU (AVX512-BF16) was no faster than float32 once the batch norms were folded.
+PRECISIONS = ("auto", "float32", "bf16")
 #: largest window of the fast mode (voxels, z y x); bounds memory
 FAST_MAX_WINDOW: tuple[int, int, int] = (96, 160, 160)
 #: HU above which a voxel counts as bone when locating the spine region (fast mode)
@@ -142,7 +147,13 @@ def check_ct_image(image: sitk.Image, name: str = "input", min_extent_mm: float 
 # ---------------------------------------------------------------------------------------------- model
 @dataclass
 class LoadedModel:
-    """A network ready for inference with its card and input contract."""
+    """A network ready for inference with its card and input contract.
+
+    A torch network is prepared for inference when wrapped: eval mode, batch norms folded into their
+    convolutions (:func:`~spineai.segmentation.network.fold_batch_norm_`) and, on the CPU, weights stored
+    channels-last (NDHWC), the layout oneDNN convolves fastest. Each cuts the CPU time by about a quarter
+    on the development machine, with the same labels.
+    """
 
     network: Any
     card: Any
@@ -151,6 +162,14 @@ class LoadedModel:
     intensity: IntensityNormalization
     patch_size: tuple[int, int, int]
     device: str
+
+    def __post_init__(self) -> None:
+        import torch
+
+        if isinstance(self.network, torch.nn.Module):
+            fold_batch_norm_(self.network)
+            if self.device == "cpu":
+                self.network.to(memory_format=torch.channels_last_3d)
 
     @property
     def class_weights(self) -> np.ndarray | None:
@@ -167,6 +186,15 @@ class LoadedModel:
         if weights is None or not np.all(weights > 0):
             return None
         return np.log(weights).astype(np.float32)
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``"float32"`` or ``"bf16"`` for ``precision`` in :data:`PRECISIONS` (see there)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision '{precision}'.", f"use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if device.startswith("cuda") else "float32"
 
 
 def resolve_device(device: str | None = "auto") -> str:
@@ -301,7 +329,7 @@ def predict_classes(
         blend: ``"constant"`` (plain sum: the paper's combined algorithm) or ``"gaussian"``.
         device: where the network runs.
         sw_batch_size: windows per forward pass.
-        amp: bf16 autocast (default: on for CUDA).
+        amp: bf16 autocast (default: on for CUDA, off on the CPU).
         progress: called with (windows done, windows total).
         logit_offsets: per class, subtracted from the logits before the softmax. With ``log(w_c)`` of the
             class weights of a weighted cross-entropy this undoes the weighting's shift of the decision
@@ -344,8 +372,8 @@ def predict_classes(
             raise ValueError(f"mirror_permutation has {mirror.numel()} entries for a {classes}-class network")
 
     def probabilities(x: torch.Tensor) -> torch.Tensor:
-        if use_amp and device.startswith("cuda"):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+        if use_amp:
+            with torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16):
                 logits = network(x)
         else:
             logits = network(x)
@@ -555,6 +583,7 @@ def segment(
     model: LoadedModel | None = None,
     class_weight_correction: bool = True,
     mirror_tta: bool = False,
+    precision: str = "auto",
 ) -> SegmentationResult:
     """Segment a lumbosacral CT.
 
@@ -576,6 +605,8 @@ def segment(
         mirror_tta: left-right test-time augmentation: average the network's output on the CT and on its
             mirror image (left and right structures swapped back; :func:`predict_classes`). Slightly better
             nerve roots at twice the inference time; off by default.
+        precision: ``"auto"`` (default: bf16 autocast on CUDA, float32 on the CPU), ``"float32"`` or
+            ``"bf16"`` (:data:`PRECISIONS`).
 
     Returns:
         :class:`SegmentationResult` with canonical labels on the input's grid.
@@ -585,6 +616,7 @@ def segment(
 
     if mode not in MODES:
         raise InputError(f"Unknown segmentation mode '{mode}'.", f"use one of {', '.join(MODES)}")
+    resolve_precision(precision, "cpu")  # an unknown precision fails before any work
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     report(0.0, "reading CT")
@@ -617,6 +649,7 @@ def segment(
         report(10.0 + 75.0 * done / max(total, 1), f"segmenting (window {done}/{total})")
 
     offsets = loaded.logit_offsets(class_weight_correction)
+    used_precision = resolve_precision(precision, loaded.device)
     classes = predict_classes(
         loaded.network,
         volume,
@@ -627,6 +660,7 @@ def segment(
         progress=progress,
         logit_offsets=offsets,
         mirror_permutation=left_right_permutation(loaded.class_names) if mirror_tta else None,
+        amp=used_precision == "bf16",
     )
     timings["inference"] = time.perf_counter() - t
 
@@ -673,6 +707,7 @@ def segment(
             "device": loaded.device,
             "class_weight_correction": offsets is not None,
             "mirror_tta": bool(mirror_tta),
+            "precision": used_precision,
         },
         mode=mode,
         timings_s={**timings, "total": time.perf_counter() - t0},

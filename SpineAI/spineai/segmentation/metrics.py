@@ -24,7 +24,7 @@ schema ``spineai.segmentation.evaluation/1``::
     {
       "schema": "spineai.segmentation.evaluation/1",
       "model": {"name", "version", "weights", "sha256", "class_names"},
-      "class_weight_correction": bool, "mirror_tta": bool,
+      "class_weight_correction": bool, "mirror_tta": bool, "precision": "float32|bf16",
       "data": "<folder>", "mode": "fast|paper", "postprocess": true,
       "cases": [{"case": "<id>", "seconds": 1.2,
                  "structures": {"<name>": {"dice", "iou", "pixel_accuracy", "hd95_mm", "msd_mm",
@@ -265,10 +265,11 @@ def evaluate_segmentation(
     overwrite: bool = False,
     class_weight_correction: bool = True,
     mirror_tta: bool = False,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Segment every case of ``data_dir`` and score it against its labels (schema in the module docstring).
 
-    ``mode``, ``postprocess``, ``class_weight_correction`` and ``mirror_tta`` are those of
+    ``mode``, ``postprocess``, ``class_weight_correction``, ``mirror_tta`` and ``precision`` are those of
     :func:`~spineai.segmentation.inference.segment`.
 
     Each case is scored on its own CT's grid: the prediction (already resampled onto the input grid) is
@@ -291,6 +292,7 @@ def evaluate_segmentation(
     loaded = load_segmentation_model(weights, device)
     structures = {n: anatomy.structure(n).label for n in loaded.class_names[1:]}
     results = []
+    used_precision = precision
     for case in track(cases, desc="evaluating cases"):
         t0 = time.perf_counter()
         result = segment(
@@ -300,7 +302,9 @@ def evaluate_segmentation(
             model=loaded,
             class_weight_correction=class_weight_correction,
             mirror_tta=mirror_tta,
+            precision=precision,
         )
+        used_precision = result.model.get("precision")
         truth = read_canonical_labels(case.labels, case.mapping)
         truth = io.resample_like(truth, result.labels, is_label=True)
         pred_arr = sitk.GetArrayViewFromImage(result.labels)
@@ -331,6 +335,7 @@ def evaluate_segmentation(
         "postprocess": postprocess,
         "class_weight_correction": loaded.logit_offsets(class_weight_correction) is not None,
         "mirror_tta": bool(mirror_tta),
+        "precision": used_precision if results else precision,
         "cases": results,
         "summary": {
             "structures": aggregate([r["structures"] for r in results]),
