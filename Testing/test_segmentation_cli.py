@@ -64,6 +64,9 @@ def test_segment_writes_outputs_and_progress_lines(tmp_path: Path, capsys, monke
             "--device",
             "cpu",
             "--stl",
+            "--mirror-tta",
+            "--precision",
+            "float32",
         ]
     )
     captured = capsys.readouterr()
@@ -76,8 +79,25 @@ def test_segment_writes_outputs_and_progress_lines(tmp_path: Path, capsys, monke
     assert (out / "segmentation.seg.nrrd").is_file() and (out / "labels.json").is_file()
     labels = sitk.ReadImage(str(out / "labels.nii.gz"))
     assert labels.GetSize() == sitk.ReadImage(str(ct)).GetSize()
-    assert json.loads((out / "segmentation.json").read_text())["model"]["name"] == "tiny_test_model"
+    model = json.loads((out / "segmentation.json").read_text())["model"]
+    assert model["name"] == "tiny_test_model"
+    assert model["mirror_tta"] is True and model["precision"] == "float32"
     assert "Research use only" in captured.out
+
+
+def test_precision_choices_are_the_engine_s():
+    from spineai.segmentation.inference import PRECISIONS
+
+    parser = _parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["segment", "ct.nii.gz", "-o", "out", "--precision", "fp8"])
+    for choice in PRECISIONS:
+        assert (
+            parser.parse_args(["segment", "ct.nii.gz", "-o", "out", "--precision", choice]).precision
+            == choice
+        )
+        args = parser.parse_args(["evaluate", "segmentation", "--data", "d", "--precision", choice])
+        assert args.precision == choice
 
 
 def test_segment_errors_are_one_paragraph_with_exit_code_1(tmp_path: Path, capsys):

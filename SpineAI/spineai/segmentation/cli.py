@@ -41,6 +41,28 @@ def _probability(text: str) -> float:
 
 
 # -------------------------------------------------------------------------------------------- segment
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    """Options of the network's inference shared by ``segment`` and ``evaluate segmentation``."""
+    p.add_argument(
+        "--no-weight-correction",
+        action="store_true",
+        help="raw softmax, as the paper (default: divided by the class weights the model was trained with, "
+        "recorded in its card, so thin roots are not drawn too thick)",
+    )
+    p.add_argument(
+        "--mirror-tta",
+        action="store_true",
+        help="left-right test-time augmentation: also segment the mirror image and average (slightly better "
+        "nerve roots, twice the inference time)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bf16"),  # inference.PRECISIONS, without importing torch for --help
+        default="auto",
+        help="network precision (default auto: bf16 autocast on CUDA, float32 on the CPU)",
+    )
+
+
 def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``spineai segment``."""
     p = subparsers.add_parser(
@@ -75,24 +97,7 @@ def add_segment_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         default=None,
         help="model weights (.safetensors with its .json card); default: the shipped model",
     )
-    p.add_argument(
-        "--no-weight-correction",
-        action="store_true",
-        help="raw softmax, as the paper (default: divided by the class weights the model was trained with, "
-        "recorded in its card, so thin roots are not drawn too thick)",
-    )
-    p.add_argument(
-        "--mirror-tta",
-        action="store_true",
-        help="left-right test-time augmentation: also segment the mirror image and average (slightly better "
-        "nerve roots, twice the inference time)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=("auto", "float32", "bf16"),
-        default="auto",
-        help="network precision (default auto: bf16 autocast on CUDA, float32 on the CPU)",
-    )
+    _add_inference_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace files in an existing OUTDIR")
     p.add_argument("--stl", action="store_true", help="also write surfaces as .stl")
     p.add_argument("--no-surfaces", action="store_true", help="skip the surface models")
@@ -383,24 +388,7 @@ def add_evaluate_parser(evaluate_subparsers: argparse._SubParsersAction) -> argp
     p.add_argument("--mode", choices=("fast", "paper"), default="fast", help="inference mode (fast)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--no-postprocess", action="store_true", help="score the raw network output")
-    p.add_argument(
-        "--no-weight-correction",
-        action="store_true",
-        help="raw softmax, as the paper (default: divided by the class weights the model was trained with, "
-        "recorded in its card, so thin roots are not drawn too thick)",
-    )
-    p.add_argument(
-        "--mirror-tta",
-        action="store_true",
-        help="left-right test-time augmentation: also segment the mirror image and average (slightly better "
-        "nerve roots, twice the inference time)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=("auto", "float32", "bf16"),
-        default="auto",
-        help="network precision (default auto: bf16 autocast on CUDA, float32 on the CPU)",
-    )
+    _add_inference_options(p)
     p.add_argument("--no-distances", action="store_true", help="skip HD95 and mean surface distance (faster)")
     p.add_argument("--label-convention", default=None, help="convention of label files without sidecar")
     p.set_defaults(func=_guarded("evaluate segmentation", _run_evaluate))
