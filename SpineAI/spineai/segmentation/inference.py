@@ -684,7 +684,8 @@ def segment(
     counts = np.bincount(full.ravel(), minlength=256)
     volumes = {n: float(counts[anatomy.structure(n).label]) * voxel_mm3 for n in loaded.class_names[1:]}
     present = [n for n in loaded.class_names[1:] if volumes[n] >= MIN_PRESENT_MM3]
-    warnings = plausibility_warnings(full, spacing_zyx)  # working grid: the head at high axis-0 indices
+    # on the working grid (the head at high axis-0 indices); stray specks of a raw output are not anatomy
+    warnings = plausibility_warnings(full if postprocess else keep_largest_component(full), spacing_zyx)
     for level in ("L5", "S1"):
         if level in loaded.class_names and level not in present:
             warnings.append(
