@@ -329,37 +329,22 @@ def run_demo(
     summary.lines += [f"  note: {w}" for w in result.warnings]
     summary.results["planning"] = result.to_dict()
 
-    if _installed("outcome_demo"):
-        report(85.0, "predicting the injection outcome from a sagittal T2 phantom")
-        lines, files = _outcome_step(folder, seed, overwrite)
-        summary.lines += [""] + lines
-        summary.files.update(files)
-    else:
-        summary.lines += [
-            "",
-            "Outcome prediction skipped: the shipped model 'outcome_demo' is not installed.",
-        ]
-    if _installed("axial_grader_demo"):
-        report(92.0, "grading an axial T2 phantom slice")
-        lines, files = _axial_step(folder, seed, overwrite)
-        summary.lines += [""] + lines
-        summary.files.update(files)
-    else:
-        summary.lines += [
-            "",
-            "Axial grading skipped: the shipped model 'axial_grader_demo' is not installed.",
-        ]
     from .radiograph.predict import DEFAULT_MODEL as RADIOGRAPH_MODEL
 
-    if _installed(RADIOGRAPH_MODEL):
-        report(96.0, "reading a phantom radiograph per disc")
-        lines, files = _radiograph_step(folder, seed, overwrite)
-        summary.lines += [""] + lines
-        summary.files.update(files)
-    else:
-        summary.lines += [
-            "",
-            f"Radiograph reading skipped: the shipped model '{RADIOGRAPH_MODEL}' is not installed.",
-        ]
+    # steps that need a shipped model: (model, progress %, progress message, step name, step)
+    optional_steps = (
+        ("outcome_demo", 85.0, "predicting the injection outcome from a sagittal T2 phantom", "Outcome prediction",
+         _outcome_step),
+        ("axial_grader_demo", 92.0, "grading an axial T2 phantom slice", "Axial grading", _axial_step),
+        (RADIOGRAPH_MODEL, 96.0, "reading a phantom radiograph per disc", "Radiograph reading", _radiograph_step),
+    )  # fmt: skip
+    for model_name, percent, message, step_name, step in optional_steps:
+        if _installed(model_name):
+            report(percent, message)
+            lines, files = step(folder, seed, overwrite)
+            summary.lines += [""] + lines
+            summary.files.update(files)
+        else:
+            summary.lines += ["", f"{step_name} skipped: the shipped model '{model_name}' is not installed."]
     report(100.0, "demo done")
     return summary
